@@ -1,0 +1,263 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache is a read-through chain of tiers in front of a Loader. It is safe
+// for concurrent use. Create it with New and Close it when done.
+type Cache struct {
+	tiers       []*chainTier
+	loader      Loader
+	negativeTTL time.Duration
+	loadBatch   int
+	staleIfErr  time.Duration
+	maxKeyLen   int
+	clock       Clock
+	backfillPar int
+
+	flights *flightGroup
+	gens    *generations
+	// completed counts finished flights. A caller notes it before its
+	// top-tier lookup; if it has not moved by the time the caller starts a
+	// flight, no flight could have backfilled the top tier in between, so
+	// the flight need not ask the top tier again.
+	completed atomic.Uint64
+
+	ctr counters
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	bgMu      sync.Mutex
+	bgClosed  bool
+	bg        sync.WaitGroup // warmups and other background work
+}
+
+type chainTier struct {
+	tier  Tier
+	ttl   time.Duration
+	name  string
+	adder Adder // nil when the tier cannot add
+	ctr   tierCounters
+}
+
+// New builds a cache whose source of truth is src, with the tiers given by
+// WithTier options in order, top first. A cache without tiers still
+// collapses concurrent loads of the same key into one.
+func New(src Loader, opts ...Option) (*Cache, error) {
+	if src == nil {
+		return nil, errors.New("tier: New: nil loader")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	c := &Cache{
+		loader:      src,
+		negativeTTL: cfg.negativeTTL,
+		loadBatch:   cfg.loadBatch,
+		staleIfErr:  cfg.staleIfErr,
+		maxKeyLen:   cfg.maxKeyLen,
+		clock:       cfg.clock,
+		backfillPar: cfg.backfillPar,
+		flights:     newFlightGroup(),
+		gens:        newGenerations(),
+	}
+	for _, tc := range cfg.tiers {
+		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name}
+		ct.adder, _ = tc.tier.(Adder)
+		c.tiers = append(c.tiers, ct)
+	}
+	return c, nil
+}
+
+func (c *Cache) checkKey(key string) error {
+	if len(key) > c.maxKeyLen {
+		return fmt.Errorf("%w: %d bytes, longer than the maximum of %d", ErrInvalidKey, len(key), c.maxKeyLen)
+	}
+	return nil
+}
+
+// Get returns the value of key from the first tier that holds it, or from
+// the loader, filling the tiers above on the way back. It returns an error
+// wrapping ErrNotFound when the source has no such key.
+//
+// Concurrent Gets of a key that must be loaded share one load. Each caller
+// waits only as long as its own ctx allows; the load goes on for the others.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := c.checkKey(key); err != nil {
+		return nil, fmt.Errorf("tier: get: %w", err)
+	}
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	c.ctr.gets.Add(1)
+	completed := c.completed.Load()
+	from := 0
+	if len(c.tiers) > 0 {
+		if v, err, ok := c.getTop(ctx, key); ok {
+			return v, err
+		}
+		from = 1
+	}
+
+	own, joined, f, loadCtx, flights := c.flights.claim(ctx, []string{key})
+	defer c.releaseAll(flights)
+	cl := joined[key]
+	if f != nil {
+		if c.completed.Load() != completed {
+			from = 0 // another flight may have filled the top tier meanwhile
+		}
+		c.startLoad(loadCtx, f, own, from)
+		cl = f.calls[key]
+	} else {
+		c.ctr.sharedWaits.Add(1)
+	}
+	res := wait(ctx, cl)
+	return res.value, res.err
+}
+
+// getTop asks the top tier. ok is false on a miss of any kind.
+func (c *Cache) getTop(ctx context.Context, key string) (v []byte, err error, ok bool) {
+	t := c.tiers[0]
+	e, err := t.tier.Get(ctx, key)
+	if err != nil {
+		t.ctr.misses.Add(1)
+		if !errors.Is(err, ErrMiss) {
+			t.ctr.errors.Add(1)
+		}
+		return nil, nil, false
+	}
+	if e.Expired(c.clock.Now()) {
+		t.ctr.misses.Add(1)
+		return nil, nil, false
+	}
+	t.ctr.hits.Add(1)
+	if e.Negative {
+		return nil, fmt.Errorf("tier: get %q: %w", key, ErrNotFound), true
+	}
+	return e.Value, nil, true
+}
+
+func (c *Cache) startLoad(ctx context.Context, f *flight, keys []string, from int) {
+	c.ctr.flights.Add(1)
+	c.flights.run(ctx, f, func(ctx context.Context, resolve func(string, result)) {
+		c.load(ctx, keys, from, resolve)
+		c.completed.Add(1)
+	}, func() { c.ctr.panics.Add(1) })
+}
+
+func (c *Cache) releaseAll(flights []*flight) {
+	for _, f := range flights {
+		c.flights.release(f)
+	}
+}
+
+// Set stores value for key in every tier, for each tier's TTL. Call it after
+// the source of truth has been updated. A load of key that was in flight
+// when Set began will not overwrite it. The returned error names every tier
+// that failed; the others hold the new value.
+func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
+	if err := c.checkKey(key); err != nil {
+		return fmt.Errorf("tier: set: %w", err)
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.invalidate(key)
+	now := c.clock.Now()
+	var errs []error
+	// Bottom up, like a backfill: a value visible at the top is always
+	// backed by the durable tiers.
+	for i := len(c.tiers) - 1; i >= 0; i-- {
+		t := c.tiers[i]
+		e := Entry{Value: value, Expires: expiry(now, t.ttl)}
+		if err := t.tier.Set(ctx, key, e); err != nil {
+			t.ctr.errors.Add(1)
+			errs = append(errs, fmt.Errorf("tier: set %q in %s: %w", key, t.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Delete removes key from every tier. A load of key that was in flight when
+// Delete began will not put the old value back. The returned error names
+// every tier that could not be reached; the others no longer hold the key.
+func (c *Cache) Delete(ctx context.Context, key string) error {
+	if err := c.checkKey(key); err != nil {
+		return fmt.Errorf("tier: delete: %w", err)
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.invalidate(key)
+	var errs []error
+	for _, t := range c.tiers {
+		if err := t.tier.Delete(ctx, key); err != nil {
+			t.ctr.errors.Add(1)
+			errs = append(errs, fmt.Errorf("tier: delete %q in %s: %w", key, t.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// invalidate voids every load of key in flight: their backfills will not
+// land, and no caller arriving from now on joins them.
+func (c *Cache) invalidate(key string) {
+	c.ctr.invalidations.Add(1)
+	c.gens.bump(key)
+	c.flights.forget(key)
+}
+
+// Close waits for loads and warmups in progress, then closes every tier
+// that has a Close method (a bbolt tier flushes its write queue then). The
+// loader is not closed: the caller owns the database handle.
+func (c *Cache) Close() error {
+	var errs []error
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.flights.close()
+		c.bgMu.Lock()
+		c.bgClosed = true
+		c.bgMu.Unlock()
+		c.bg.Wait()
+		for _, t := range c.tiers {
+			if cl, ok := t.tier.(io.Closer); ok {
+				if err := cl.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("tier: close %s: %w", t.name, err))
+				}
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// expiry is the absolute expiry of a value stored now for ttl; 0 is never.
+func expiry(now time.Time, ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	return now.Add(ttl)
+}
+
+// capExpiry keeps the expiry an entry already has, but no later than the
+// tier's own TTL allows: a backfill never extends a value's life.
+func capExpiry(e time.Time, now time.Time, ttl time.Duration) time.Time {
+	limit := expiry(now, ttl)
+	switch {
+	case e.IsZero():
+		return limit
+	case limit.IsZero() || e.Before(limit):
+		return e
+	default:
+		return limit
+	}
+}

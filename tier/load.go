@@ -1,0 +1,241 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// found is an entry on its way back up the chain. fresh entries come from
+// the loader and get each tier's full TTL; the others were found in a lower
+// tier and keep the expiry they have.
+type found struct {
+	key   string
+	entry Entry
+	fresh bool
+}
+
+// load resolves keys that missed the tiers above from: it asks tiers[from:]
+// in order, then the loader for what is still missing, and writes what it
+// finds into the tiers above the one that had it before resolving each key.
+// It runs inside a flight, on the flight's context.
+func (c *Cache) load(ctx context.Context, keys []string, from int, resolve func(string, result)) {
+	gens := make(map[string]uint64, len(keys))
+	for _, k := range keys {
+		gens[k] = c.gens.current(k)
+	}
+	stale := make(map[string]Entry)
+	remaining := keys
+	for i := from; i < len(c.tiers) && len(remaining) > 0; i++ {
+		hits, misses := c.lookupTier(ctx, c.tiers[i], remaining, stale)
+		c.backfill(ctx, hits, i, gens, resolve)
+		remaining = misses
+	}
+	for start := 0; start < len(remaining); start += c.loadBatch {
+		chunk := remaining[start:min(start+c.loadBatch, len(remaining))]
+		values, err := c.callLoader(ctx, chunk)
+		if err != nil {
+			c.failLoad(chunk, err, stale, resolve)
+			continue
+		}
+		out := make([]found, 0, len(chunk))
+		for _, k := range chunk {
+			if v, ok := values[k]; ok {
+				out = append(out, found{key: k, entry: Entry{Value: v}, fresh: true})
+			} else {
+				out = append(out, found{key: k, entry: Entry{Negative: true}, fresh: true})
+			}
+		}
+		c.backfill(ctx, out, len(c.tiers), gens, resolve)
+	}
+}
+
+// lookupTier asks one tier for keys. Fresh entries are hits; everything else
+// (absent, expired, or the tier failing) is a miss. Expired values are kept
+// in stale, when it is not nil, in case the loader fails and stale-if-error
+// applies.
+func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale map[string]Entry) (hits []found, misses []string) {
+	var entries map[string]Entry
+	if mg, ok := t.tier.(MultiGetter); ok && len(keys) > 1 {
+		var err error
+		entries, err = mg.GetMulti(ctx, keys)
+		if err != nil {
+			t.ctr.errors.Add(1)
+		}
+	} else {
+		entries = make(map[string]Entry, len(keys))
+		for _, k := range keys {
+			e, err := t.tier.Get(ctx, k)
+			switch {
+			case err == nil:
+				entries[k] = e
+			case !errors.Is(err, ErrMiss):
+				t.ctr.errors.Add(1)
+			}
+		}
+	}
+	now := c.clock.Now()
+	for _, k := range keys {
+		e, ok := entries[k]
+		switch {
+		case !ok:
+			misses = append(misses, k)
+		case e.Expired(now):
+			if !e.Negative && stale != nil {
+				if old, seen := stale[k]; !seen || e.Expires.After(old.Expires) {
+					stale[k] = e
+				}
+			}
+			misses = append(misses, k)
+		default:
+			hits = append(hits, found{key: k, entry: e})
+		}
+	}
+	t.ctr.hits.Add(int64(len(hits)))
+	t.ctr.misses.Add(int64(len(misses)))
+	return hits, misses
+}
+
+// callLoader runs one Load call and counts it.
+func (c *Cache) callLoader(ctx context.Context, keys []string) (map[string][]byte, error) {
+	c.ctr.statements.Add(1)
+	c.ctr.loadKeys.Add(int64(len(keys)))
+	values, err := c.loader.Load(ctx, keys)
+	if err != nil {
+		c.ctr.loadErrors.Add(1)
+		return nil, err
+	}
+	n := 0
+	for _, k := range keys {
+		if _, ok := values[k]; ok {
+			n++
+		}
+	}
+	c.ctr.loaded.Add(int64(n))
+	c.ctr.notFound.Add(int64(len(keys) - n))
+	return values, nil
+}
+
+// failLoad answers keys whose load failed: with a recently expired copy when
+// stale-if-error allows it, otherwise with the loader's error.
+func (c *Cache) failLoad(keys []string, err error, stale map[string]Entry, resolve func(string, result)) {
+	now := c.clock.Now()
+	for _, k := range keys {
+		if e, ok := stale[k]; ok && c.staleIfErr > 0 && now.Sub(e.Expires) <= c.staleIfErr {
+			c.ctr.staleServed.Add(1)
+			resolve(k, result{value: e.Value})
+			continue
+		}
+		resolve(k, result{err: fmt.Errorf("tier: load %q: %w", k, err)})
+	}
+}
+
+// backfill writes each entry into the tiers above `above` (all tiers when
+// above == len(c.tiers)), bottom up, then resolves its key. Writes into a
+// tier that can add use add, so a value some other writer stored meanwhile
+// is never overwritten. A key invalidated since the load began (its
+// generation moved) is not written, and a write that raced with the
+// invalidation is undone.
+//
+// The writes run on a context detached from the callers': the value is
+// already paid for, and storing it is what keeps the next caller off the
+// source.
+func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map[string]uint64, resolve func(string, result)) {
+	if len(items) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	now := c.clock.Now()
+	one := func(it found) {
+		c.backfillOne(ctx, it, above, gens[it.key], now)
+		if it.entry.Negative {
+			resolve(it.key, result{err: fmt.Errorf("tier: get %q: %w", it.key, ErrNotFound)})
+		} else {
+			resolve(it.key, result{value: it.entry.Value})
+		}
+	}
+	if len(items) == 1 || above == 0 {
+		for _, it := range items {
+			one(it)
+		}
+		return
+	}
+	var g errgroup.Group
+	g.SetLimit(c.backfillPar)
+	for _, it := range items {
+		g.Go(func() error { one(it); return nil })
+	}
+	_ = g.Wait()
+}
+
+// backfillOne writes one entry into the tiers above `above` and reports how
+// many tiers took it, and whether one already held the key or failed.
+func (c *Cache) backfillOne(ctx context.Context, it found, above int, gen uint64, now time.Time) (o backfillOutcome) {
+	if it.entry.Negative && it.fresh && c.negativeTTL <= 0 {
+		return o // negative caching is off
+	}
+	written := make([]*chainTier, 0, above)
+	for j := above - 1; j >= 0; j-- {
+		if c.gens.current(it.key) != gen {
+			break
+		}
+		t := c.tiers[j]
+		e := c.entryFor(it, t, now)
+		var err error
+		if t.adder != nil {
+			err = t.adder.Add(ctx, it.key, e)
+		} else {
+			err = t.tier.Set(ctx, it.key, e)
+		}
+		switch {
+		case err == nil:
+			t.ctr.backfills.Add(1)
+			written = append(written, t)
+		case errors.Is(err, ErrNotStored):
+			o.present = true // someone stored a value first: keep it
+		case errors.Is(err, ErrTooLarge):
+			// This tier cannot hold it; the tiers below still serve it.
+		default:
+			o.failed = true
+			t.ctr.errors.Add(1)
+		}
+	}
+	o.written = len(written)
+	if len(written) > 0 && c.gens.current(it.key) != gen {
+		// An invalidation ran while we wrote; it bumped the generation
+		// before touching any tier, so undoing our writes now leaves the
+		// key invalidated everywhere, whichever ran first in each tier.
+		for _, t := range written {
+			if err := t.tier.Delete(ctx, it.key); err != nil {
+				t.ctr.errors.Add(1)
+			}
+		}
+		o.written = 0
+	}
+	return o
+}
+
+type backfillOutcome struct {
+	written int
+	present bool
+	failed  bool
+}
+
+// entryFor is the entry to store in t: fresh values get t's TTL (the
+// negative TTL for negative ones, capped by t's), values from a lower tier
+// keep their remaining time, capped by t's TTL.
+func (c *Cache) entryFor(it found, t *chainTier, now time.Time) Entry {
+	e := it.entry
+	switch {
+	case it.fresh && e.Negative:
+		e.Expires = capExpiry(expiry(now, c.negativeTTL), now, t.ttl)
+	case it.fresh:
+		e.Expires = expiry(now, t.ttl)
+	default:
+		e.Expires = capExpiry(e.Expires, now, t.ttl)
+	}
+	return e
+}

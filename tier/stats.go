@@ -1,0 +1,154 @@
+package tier
+
+import "sync/atomic"
+
+// TierStats counts what happened at one tier of the chain.
+type TierStats struct {
+	Name string
+	// Hits are lookups this tier answered with a fresh entry.
+	Hits int64
+	// Misses are lookups it could not answer, including expired entries and
+	// errors (a broken tier is a miss).
+	Misses int64
+	// Errors are failed operations of any kind (lookups and writes).
+	Errors int64
+	// Backfills are entries written into this tier by the chain after a
+	// lookup found them lower down or in the source.
+	Backfills int64
+	// Counters are the tier's own counters, for tiers that report them.
+	Counters map[string]int64
+}
+
+// LoaderStats counts the work done by the source of truth.
+type LoaderStats struct {
+	// Statements is the number of Load calls (one SQL statement each with
+	// the SQL loader).
+	Statements int64
+	// Keys is the number of keys asked for.
+	Keys int64
+	// Loaded is the number of keys the source returned.
+	Loaded int64
+	// NotFound is the number of keys the source does not have.
+	NotFound int64
+	// Errors is the number of failed Load calls.
+	Errors int64
+	// Panics is the number of loads that panicked.
+	Panics int64
+}
+
+// WarmupStats describes the last (or running) warmup.
+type WarmupStats struct {
+	Running bool
+	Runs    int64
+	// Scanned entries were read from the durable tier; Written were added
+	// to the tiers above; Skipped were expired or negative; Present were
+	// already there; Failed could not be written.
+	Scanned, Written, Skipped, Present, Failed int64
+}
+
+// Stats is a snapshot of the cache's counters. Counters only grow; compare
+// two snapshots with Sub to see what happened in between.
+type Stats struct {
+	Tiers  []TierStats
+	Loader LoaderStats
+	// Gets and MultiKeys count keys asked for through Get and GetMulti.
+	Gets, MultiKeys int64
+	// Flights are loads started; SharedWaits are callers that joined a load
+	// another caller had started instead of starting their own.
+	Flights, SharedWaits int64
+	// StaleServed counts expired copies returned because the loader failed
+	// and WithStaleIfError allowed it.
+	StaleServed int64
+	// Invalidations counts keys passed to Set and Delete.
+	Invalidations int64
+	Warmup        WarmupStats
+}
+
+// Sub returns s minus other, counter by counter, for measuring an interval.
+// Tier counters are matched by position.
+func (s Stats) Sub(other Stats) Stats {
+	d := s
+	d.Tiers = make([]TierStats, len(s.Tiers))
+	for i, t := range s.Tiers {
+		d.Tiers[i] = t
+		if i < len(other.Tiers) {
+			o := other.Tiers[i]
+			d.Tiers[i].Hits -= o.Hits
+			d.Tiers[i].Misses -= o.Misses
+			d.Tiers[i].Errors -= o.Errors
+			d.Tiers[i].Backfills -= o.Backfills
+		}
+	}
+	d.Loader.Statements -= other.Loader.Statements
+	d.Loader.Keys -= other.Loader.Keys
+	d.Loader.Loaded -= other.Loader.Loaded
+	d.Loader.NotFound -= other.Loader.NotFound
+	d.Loader.Errors -= other.Loader.Errors
+	d.Loader.Panics -= other.Loader.Panics
+	d.Gets -= other.Gets
+	d.MultiKeys -= other.MultiKeys
+	d.Flights -= other.Flights
+	d.SharedWaits -= other.SharedWaits
+	d.StaleServed -= other.StaleServed
+	d.Invalidations -= other.Invalidations
+	return d
+}
+
+type tierCounters struct {
+	hits, misses, errors, backfills atomic.Int64
+}
+
+type counters struct {
+	gets, multiKeys, flights, sharedWaits, staleServed, invalidations atomic.Int64
+
+	statements, loadKeys, loaded, notFound, loadErrors, panics atomic.Int64
+
+	warmRunning                                                  atomic.Bool
+	warmRuns, warmScanned, warmWritten, warmSkipped, warmPresent atomic.Int64
+	warmFailed                                                   atomic.Int64
+}
+
+// Stats returns a snapshot of the cache's counters, with each tier's own
+// counters when it reports them.
+func (c *Cache) Stats() Stats {
+	s := Stats{
+		Tiers: make([]TierStats, len(c.tiers)),
+		Loader: LoaderStats{
+			Statements: c.ctr.statements.Load(),
+			Keys:       c.ctr.loadKeys.Load(),
+			Loaded:     c.ctr.loaded.Load(),
+			NotFound:   c.ctr.notFound.Load(),
+			Errors:     c.ctr.loadErrors.Load(),
+			Panics:     c.ctr.panics.Load(),
+		},
+		Gets:          c.ctr.gets.Load(),
+		MultiKeys:     c.ctr.multiKeys.Load(),
+		Flights:       c.ctr.flights.Load(),
+		SharedWaits:   c.ctr.sharedWaits.Load(),
+		StaleServed:   c.ctr.staleServed.Load(),
+		Invalidations: c.ctr.invalidations.Load(),
+		Warmup: WarmupStats{
+			Running: c.ctr.warmRunning.Load(),
+			Runs:    c.ctr.warmRuns.Load(),
+			Scanned: c.ctr.warmScanned.Load(),
+			Written: c.ctr.warmWritten.Load(),
+			Skipped: c.ctr.warmSkipped.Load(),
+			Present: c.ctr.warmPresent.Load(),
+			Failed:  c.ctr.warmFailed.Load(),
+		},
+	}
+	for i, t := range c.tiers {
+		ts := TierStats{
+			Name:      t.name,
+			Hits:      t.ctr.hits.Load(),
+			Misses:    t.ctr.misses.Load(),
+			Errors:    t.ctr.errors.Load(),
+			Backfills: t.ctr.backfills.Load(),
+		}
+		if cr, ok := t.tier.(Counter); ok {
+			ts.Counters = cr.Counters()
+		}
+		s.Tiers[i] = ts
+	}
+	return s
+}
