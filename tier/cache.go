@@ -163,8 +163,9 @@ func (c *Cache) releaseAll(flights []*flight) {
 
 // Set stores value for key in every tier, for each tier's TTL. Call it after
 // the source of truth has been updated. A load of key that was in flight
-// when Set began will not overwrite it. The returned error names every tier
-// that failed; the others hold the new value.
+// when Set began will not overwrite it. A tier too small for the value
+// drops its old copy instead, which is not an error. The returned error
+// names every tier that failed; the others hold the new value.
 func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 	if err := c.checkKey(key); err != nil {
 		return fmt.Errorf("tier: set: %w", err)
@@ -180,7 +181,11 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 	for i := len(c.tiers) - 1; i >= 0; i-- {
 		t := c.tiers[i]
 		e := Entry{Value: value, Expires: expiry(now, t.ttl)}
-		if err := t.tier.Set(ctx, key, e); err != nil {
+		err := t.tier.Set(ctx, key, e)
+		if errors.Is(err, ErrTooLarge) {
+			continue // the tier dropped its copy; the tiers below hold the value
+		}
+		if err != nil {
 			t.ctr.errors.Add(1)
 			errs = append(errs, fmt.Errorf("tier: set %q in %s: %w", key, t.name, err))
 		}

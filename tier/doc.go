@@ -1,0 +1,44 @@
+// Package tier is a read-through cache over a chain of tiers: typically
+// memcached on top, a local durable store (bbolt) below it, and a SQL query
+// as the source of truth.
+//
+// # Basics
+//
+// New takes the source of truth (a Loader) and the tiers, top first, each
+// with its TTL. Get asks the tiers in order; a value found lower down, or
+// loaded from the source, is written back into every tier above
+// (backfill). A key the source does not have is remembered as absent
+// (negative caching) so repeated lookups stop at the top tier.
+//
+// Concurrent lookups of the same key share one load (singleflight), and
+// GetMulti does the same in bulk: one multi-get at the top, one batch
+// lookup per tier below, and one Load call per batch for the rest, joining
+// keys other callers are already loading.
+//
+// # Rules
+//
+// Values travel with their absolute expiry (Entry.Expires), so a value
+// copied from a lower tier keeps the time it has left instead of a fresh
+// TTL.
+//
+// Backfill never overwrites newer data. It adds rather than sets in tiers
+// that can (memcached), and an invalidation by Set or Delete that happens
+// while a load is in flight wins in every tier: the late load does not put
+// the old value back.
+//
+// A broken upper tier is a miss, not an error: memcached down or slow costs
+// a lookup in the tier below, never a failed Get. Only the source failing is
+// an error, and then WithStaleIfError may allow a recently expired copy.
+//
+// Callers keep their own context. A load runs on a context of its own; a
+// caller whose context ends stops waiting without failing the others, and
+// the load is cancelled only when nobody is waiting for it any more.
+//
+// # Caveats
+//
+// Singleflight and invalidation ordering hold within one process. Several
+// processes sharing a memcached each load a cold key once.
+//
+// GetMulti returns every value it could find even when it also returns an
+// error describing the keys it could not serve.
+package tier
