@@ -223,8 +223,9 @@ func (c *Cache) invalidate(key string) {
 }
 
 // Close waits for loads and warmups in progress, then closes every tier
-// that has a Close method (a bbolt tier flushes its write queue then). The
-// loader is not closed: the caller owns the database handle.
+// and the loader when they have a Close method (a bbolt tier flushes its
+// write queue then; the SQL loader releases its prepared statements but
+// leaves the *sql.DB, which the caller owns, open).
 func (c *Cache) Close() error {
 	var errs []error
 	c.closeOnce.Do(func() {
@@ -239,6 +240,11 @@ func (c *Cache) Close() error {
 				if err := cl.Close(); err != nil {
 					errs = append(errs, fmt.Errorf("tier: close %s: %w", t.name, err))
 				}
+			}
+		}
+		if cl, ok := c.loader.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("tier: close loader: %w", err))
 			}
 		}
 	})

@@ -1,0 +1,216 @@
+package testenv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MemcachedServer is a private memcached process owned by one test. Its
+// methods are safe for concurrent use, but those that can fail call t.Fatal
+// and so belong on the test's goroutine.
+type MemcachedServer struct {
+	// Addr is 127.0.0.1:port. It stays the same across Restart.
+	Addr string
+
+	t    testing.TB
+	path string
+	args []string // everything but -p
+	dir  string
+
+	mu   sync.Mutex
+	proc *process // nil until started
+}
+
+// MemcachedOption configures Memcached.
+type MemcachedOption func(*memcachedConfig)
+
+type memcachedConfig struct {
+	itemSize int // bytes, 0 for memcached's default of 1 MiB
+	threads  int
+	memoryMB int
+	extra    []string
+}
+
+// WithItemSize sets the largest item memcached accepts, in bytes (-I).
+// memcached refuses sizes under 1 KiB or over half the memory limit.
+func WithItemSize(bytes int) MemcachedOption {
+	return func(c *memcachedConfig) { c.itemSize = bytes }
+}
+
+// WithThreads sets the number of worker threads (-t); the default is 1,
+// which keeps latency comparable between connections.
+func WithThreads(n int) MemcachedOption {
+	return func(c *memcachedConfig) { c.threads = n }
+}
+
+// WithMemoryMB sets the cache size in megabytes (-m); the default is 64.
+func WithMemoryMB(mb int) MemcachedOption {
+	return func(c *memcachedConfig) { c.memoryMB = mb }
+}
+
+// WithArgs appends raw command-line arguments, for settings the other
+// options do not cover (for example "-c", "8" to limit connections).
+func WithArgs(args ...string) MemcachedOption {
+	return func(c *memcachedConfig) { c.extra = append(c.extra, args...) }
+}
+
+// Memcached starts a private memcached on 127.0.0.1 and a free port:
+//
+//	memcached -l 127.0.0.1 -p PORT -U 0 -t 1 -m 64 [-I SIZE]
+//
+// It returns once the server answers, and kills it when the test ends. A
+// missing memcached binary fails the test.
+func Memcached(t testing.TB, opts ...MemcachedOption) *MemcachedServer {
+	t.Helper()
+	cfg := memcachedConfig{threads: 1, memoryMB: 64}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.threads < 1 || cfg.memoryMB < 1 || cfg.itemSize < 0 {
+		t.Fatalf("testenv: Memcached: bad options: %d threads, %d MB, item size %d",
+			cfg.threads, cfg.memoryMB, cfg.itemSize)
+	}
+	path, err := findBinary("memcached")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-l", "127.0.0.1", "-U", "0",
+		"-t", strconv.Itoa(cfg.threads), "-m", strconv.Itoa(cfg.memoryMB)}
+	if cfg.itemSize > 0 {
+		args = append(args, "-I", strconv.Itoa(cfg.itemSize))
+	}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
+	}
+	args = append(args, cfg.extra...)
+	s := &MemcachedServer{t: t, path: path, args: args, dir: t.TempDir()}
+	t.Cleanup(s.Kill)
+
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		err = s.start()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (s *MemcachedServer) start() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	args := append([]string{"-p", port}, s.args...)
+	proc, err := startProcess("memcached", filepath.Join(s.dir, "memcached-"+port+".log"), s.path, args...)
+	if err != nil {
+		return err
+	}
+	if err := proc.waitReady(10*time.Second, s.ping); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.proc = proc
+	s.mu.Unlock()
+	return nil
+}
+
+// ping asks the server for its version.
+func (s *MemcachedServer) ping() error {
+	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("version\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "VERSION ") {
+		return fmt.Errorf("unexpected reply to version: %q", line)
+	}
+	return nil
+}
+
+// PID returns the process id of the running server, or 0 after Kill.
+func (s *MemcachedServer) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.exited() {
+		return 0
+	}
+	return s.proc.pid()
+}
+
+// Kill kills the server with SIGKILL and waits until it has exited. Its
+// clients see their connections reset and new ones refused. Killing a killed
+// server does nothing.
+func (s *MemcachedServer) Kill() {
+	s.mu.Lock()
+	proc := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if proc != nil {
+		proc.kill()
+	}
+}
+
+// Restart kills the server if it runs and starts a new, empty one on the
+// same port: a different process, every item gone. It also brings back a
+// killed server.
+func (s *MemcachedServer) Restart() {
+	s.t.Helper()
+	s.Kill()
+	// The port is free again once the old process is gone, unless some
+	// other process grabbed it meanwhile; wait a little for it then.
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err = s.start()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			break
+		}
+	}
+	s.t.Fatalf("testenv: restart memcached on %s: %v", s.Addr, err)
+}
+
+// Stop freezes the server with SIGSTOP, as a hung node: connections are
+// still accepted by the kernel but nothing answers. Cont resumes it.
+func (s *MemcachedServer) Stop() { s.signal(syscall.SIGSTOP) }
+
+// Cont resumes a server frozen by Stop.
+func (s *MemcachedServer) Cont() { s.signal(syscall.SIGCONT) }
+
+func (s *MemcachedServer) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		s.t.Fatalf("testenv: memcached on %s: %v: not running", s.Addr, sig)
+	}
+	if err := proc.signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+}

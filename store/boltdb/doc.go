@@ -1,0 +1,69 @@
+// Package boltdb is the durable tier of a tiercache chain: entries kept in
+// a bbolt file on local disk, so that a cache that survives a memcached
+// restart answers instead of the database.
+//
+// # Basics
+//
+// Open a file, hand the Store to tier.New as a tier, and Close it on the
+// way out:
+//
+//	disk, err := boltdb.Open("/var/lib/app/cache.db", boltdb.WithGCInterval(time.Minute))
+//	if err != nil { ... }
+//	defer disk.Close()
+//
+// A Store implements tier.Tier, tier.Adder, tier.MultiGetter (one read
+// transaction for the whole batch), tier.Scanner (for warmup) and
+// tier.Counter. Each entry is stored as its tier envelope, so its absolute
+// expiry travels with it. Get returns entries whether or not they have
+// expired: the chain decides what is fresh, and a stale copy is what it
+// serves when the database is down.
+//
+// # Writes are behind the caller
+//
+// Set, Add and Delete never wait for the disk. They put the write in a
+// bounded queue and in an overlay that Get, GetMulti and Scan consult
+// first, so a write, and above all a delete, is visible at once. One
+// goroutine drains the queue, applying a batch of writes in one bbolt
+// transaction: one commit, one fsync, for up to WithBatchSize writes. Two
+// writes to the same key before the writer takes it become one, and for
+// each key the last write wins, on disk as in the overlay. Flush waits for
+// what was queued before it; Close writes everything queued.
+//
+// When the queue is full, a Set is dropped (and counted) rather than
+// making the caller wait: losing a backfill costs a miss. So that an older
+// copy on disk is not served in place of the dropped value, the key is
+// queued as a delete instead. A Delete is never dropped: deletes may use
+// a second queue's worth of slots, and past that Delete waits for room.
+// A batch that fails to commit is retried, its writes turned into deletes.
+//
+// # Expiry, GC and the size cap
+//
+// A background GC (WithGCInterval) deletes entries that expired more than
+// WithGCGrace ago, and records that are not envelopes, reading the file in
+// chunks and deleting WithGCBatch entries per transaction. A pass reads the
+// whole file: with a million entries, count on a fraction of a second of
+// one core per pass.
+//
+// WithMaxEntries and WithMaxBytes cap the store; the entries written
+// longest ago are evicted first, found in O(log n) through an age index
+// kept in the same transactions as the writes. The index is kept whether or
+// not a cap is set, so a cap can be added to an existing file: it costs
+// every write two more bbolt records, about twice the key's length plus 20
+// bytes on disk per entry.
+//
+// # Caveats
+//
+// A file is held by one Store at a time: bbolt takes an exclusive flock,
+// and a second Open, in this process or another, fails after
+// WithLockTimeout with ErrLocked. WithReadOnly opens it shared, for tools.
+//
+// bbolt trusts its file. Open checks the meta pages, the file's length and
+// the bucket roots and reports a damaged file as ErrCorrupt, or moves it
+// aside with WithQuarantineCorrupt; damage deeper in the file shows up as
+// ErrCorrupt from the read that meets it, never as a crash.
+//
+// Keys are stored behind a one-byte prefix so that the empty key, which
+// bbolt refuses, is a key like any other. Keys may be up to 32767 bytes.
+//
+// A bbolt file never shrinks; space freed by deletes is reused.
+package boltdb

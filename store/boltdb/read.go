@@ -1,0 +1,144 @@
+package boltdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// Get returns the entry stored for key, expired or not: the chain decides
+// freshness. A write or delete still in the queue is seen at once, before
+// it reaches the file. A key with no entry returns an error wrapping
+// tier.ErrMiss; a stored record that is not an envelope, an error wrapping
+// tier.ErrBadEnvelope (the GC deletes such records).
+func (s *Store) Get(ctx context.Context, key string) (tier.Entry, error) {
+	if err := s.usable(ctx); err != nil {
+		return tier.Entry{}, err
+	}
+	if record, ok := s.q.lookup(key); ok {
+		if record == nil {
+			return tier.Entry{}, errMiss
+		}
+		return decodeRecord(record)
+	}
+	if len(key) > maxKeyLen {
+		return tier.Entry{}, errMiss // Set refuses such keys
+	}
+	var (
+		e     tier.Entry
+		found bool
+	)
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEntries)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(diskKey(key))
+		if v == nil {
+			return nil
+		}
+		found = true
+		var err error
+		e, err = decodeRecord(v)
+		return err
+	})
+	switch {
+	case err != nil:
+		return tier.Entry{}, s.readError("get", key, err)
+	case !found:
+		return tier.Entry{}, errMiss
+	}
+	return e, nil
+}
+
+// GetMulti looks keys up in the queue's overlay and then, for the rest, in
+// one read transaction. Missing keys are absent from the map. Records that
+// fail to decode are left out and reported, joined, in the error, beside
+// everything that was found.
+func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.Entry, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	found := make(map[string]tier.Entry, len(keys))
+	var errs []error
+	rest := s.q.lookupMany(keys, func(key string, record []byte) {
+		if record == nil {
+			return
+		}
+		if e, err := decodeRecord(record); err == nil {
+			found[key] = e
+		}
+	})
+	if len(rest) == 0 {
+		return found, nil
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEntries)
+		if b == nil {
+			return nil
+		}
+		for _, key := range rest {
+			if len(key) > maxKeyLen {
+				continue
+			}
+			if _, dup := found[key]; dup {
+				continue
+			}
+			v := b.Get(diskKey(key))
+			if v == nil {
+				continue
+			}
+			e, err := decodeRecord(v)
+			if err != nil {
+				errs = append(errs, s.readError("get", key, err))
+				continue
+			}
+			found[key] = e
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, s.readError("get multi", fmt.Sprintf("%d keys", len(rest)), err))
+	}
+	return found, errors.Join(errs...)
+}
+
+// view runs fn in a read transaction, turning a panic or a memory fault on
+// a damaged page into an error wrapping ErrCorrupt.
+func (s *Store) view(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.recoverInto(&err)
+	return closedErr(s.db.View(fn))
+}
+
+// readError names the operation, key and file in err, and counts records
+// that are not envelopes.
+func (s *Store) readError(op, key string, err error) error {
+	if errors.Is(err, tier.ErrClosed) {
+		return err
+	}
+	if errors.Is(err, tier.ErrBadEnvelope) {
+		s.stats.badRecords.Add(1)
+	}
+	return fmt.Errorf("boltdb: %s %.64q in %s: %w", op, key, s.path, err)
+}
+
+// decodeRecord decodes an envelope and copies the value out of it: bbolt's
+// memory is valid only inside the transaction, and the overlay's must not
+// be handed to callers who may change it.
+func decodeRecord(record []byte) (tier.Entry, error) {
+	e, err := tier.DecodeEntry(record)
+	if err != nil {
+		return tier.Entry{}, err
+	}
+	if !e.Negative {
+		e.Value = bytes.Clone(e.Value)
+	}
+	return e, nil
+}

@@ -1,0 +1,67 @@
+// Package memcached is the memcached tier of a tiercache chain: the fast,
+// shared, forgetful level in front of the durable store and the database.
+//
+// It is built on github.com/bradfitz/gomemcache and adds what a cache tier
+// needs beyond a client: any byte string works as a key, entries carry
+// their absolute expiry, values too large for memcached are refused without
+// leaving an older value behind, and every failure to reach a node reads as
+// a miss to the chain instead of an error to the caller.
+//
+// # Basics
+//
+//	mc, err := memcached.New([]string{"10.0.0.1:11211:1", "10.0.0.2:11211:1 cache-b"},
+//		memcached.WithTimeout(100*time.Millisecond))
+//	...
+//	defer mc.Close()
+//
+// Server strings are nutcracker.yml's, "host:port[:weight] [name]". A
+// *Tier implements tier.Tier, tier.Adder (memcached's add, for backfill
+// that must not overwrite newer data), tier.MultiGetter (one multi-get per
+// node) and tier.Counter.
+//
+// Values are stored as tier.EncodeEntry envelopes. The memcached
+// expiration is the time the entry has left, rounded up to whole seconds,
+// or an absolute Unix time past memcached's 30-day limit for relative
+// times; an entry that has already expired is not stored.
+//
+// # Keys
+//
+// A key memcached can carry (1 to 250 bytes with the prefix, no spaces or
+// control bytes) is sent as it is. Any other key, and any key that starts
+// with "~h:", is sent as "~h:" followed by the base64url SHA-256 of the key,
+// so the two forms can never meet. The item of a hashed key also stores the
+// key itself, and a read compares it, so even a hash collision is a miss and
+// never a wrong value. Counters reports how many keys were hashed.
+//
+// # Errors
+//
+// Get returns an error wrapping tier.ErrMiss for a key memcached does not
+// hold, or holds under a value this package did not write. A node that is
+// down, refuses, resets, times out or answers nonsense makes the operation
+// return an error wrapping ErrUnavailable; the chain counts it and goes on
+// to the tier below. Set and Add return errors wrapping tier.ErrTooLarge for
+// entries beyond the item size limit, and Add one wrapping
+// tier.ErrNotStored when the key is present.
+//
+// # Caveats
+//
+// gomemcache takes no context. The context is checked before any I/O; after
+// that, a call is bounded by the timeout (WithTimeout), which applies to
+// each network step: the dial when no idle connection is free, the write,
+// and each read. A Get on a hung node therefore takes up to about twice the
+// timeout, and a GetMulti whose node trickles items one by one can take
+// longer.
+//
+// Without WithHash or WithDistribution keys are placed as gomemcache does,
+// crc32 modulo the number of nodes in the order given, and weights are
+// ignored. Weights take effect with twemproxy's placement: modula is
+// implemented, and checked against a running nutcracker, for the hashes
+// crc32, crc32a, fnv1_32, fnv1a_32, fnv1_64, fnv1a_64, md5 and
+// one_at_a_time; ketama (twemproxy's default, the ring that keeps most keys
+// in place when a node comes or goes), the other hashes and random make New
+// return ErrUnsupported for now.
+//
+// memcached's real item limit is a little below its -I setting, because the
+// key and an item header count against it; the Tier accounts for both (see
+// WithMaxItemSize).
+package memcached

@@ -1,0 +1,213 @@
+package memcached
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain fails the run if a goroutine of this package or of gomemcache
+// outlives the tests: the Tier starts none of its own, and gomemcache's
+// GetMulti must have waited for every per-node goroutine it started.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(2 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func leakedGoroutines(wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		// The first goroutine is this one, running TestMain.
+		for _, g := range strings.Split(string(buf), "\n\n")[1:] {
+			if strings.Contains(g, "gomemcache") || strings.Contains(g, "tiercache/store/memcached.") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// memcachedProcess is a memcached started for one test.
+type memcachedProcess struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+// startMemcached runs memcached on a free loopback port with one worker
+// thread and 64 MB of memory, waits until it accepts connections, and kills
+// it when the test ends. extra is appended to the command line.
+func startMemcached(t testing.TB, extra ...string) *memcachedProcess {
+	t.Helper()
+	path, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached not installed")
+	}
+	port := freePort(t)
+	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-t", "1", "-m", "64"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
+	}
+	cmd := exec.Command(path, append(args, extra...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start memcached: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitListening(t, addr, func() string { return stderr.String() })
+	return &memcachedProcess{addr: addr, cmd: cmd}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(t testing.TB, addr string, output func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening after 10s: %v\n%s", addr, err, output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metaTTL asks memcached, with the meta protocol's "mg key t", how many
+// seconds wireKey has left: -1 for never, or an error line when the key is
+// absent. It lets tests check the expiration that was sent without
+// sleeping until it passes.
+func metaTTL(t testing.TB, addr, wireKey string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "mg %s t\r\n", wireKey)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// fakeServer is an in-process TCP server on loopback that misbehaves on
+// purpose, to produce the faults a real memcached will not produce on cue.
+// handle is called for each connection; the connection is closed when it
+// returns, and everything stops when the test ends.
+type fakeServer struct {
+	addr     string
+	accepted chan struct{}
+}
+
+func startFakeServer(t testing.TB, handle func(c net.Conn, r *bufio.Reader)) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeServer{addr: ln.Addr().String(), accepted: make(chan struct{}, 100)}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case fs.accepted <- struct{}{}:
+			default:
+			}
+			wg.Go(func() {
+				defer c.Close()
+				handle(c, bufio.NewReader(c))
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return fs
+}
+
+// readLines reads command lines until the connection ends, calling reply
+// for each.
+func readLines(r *bufio.Reader, reply func(line string)) {
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		reply(strings.TrimRight(line, "\r\n"))
+	}
+}
+
+// fakeClock is a tier.Clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}

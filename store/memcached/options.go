@@ -1,0 +1,170 @@
+package memcached
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+const (
+	// DefaultTimeout bounds each network step of an operation: the dial,
+	// and each write or read. A memcached answers in well under a
+	// millisecond on a LAN; 200ms leaves room for a loaded node and GC
+	// pauses, yet a hung node costs each caller a fifth of a second before
+	// the chain asks the tier below. gomemcache's own default is 500ms.
+	DefaultTimeout = 200 * time.Millisecond
+
+	// DefaultMaxIdleConns is how many idle connections are kept per node.
+	// gomemcache's default of 2 makes every caller beyond the second dial
+	// a fresh TCP connection under concurrency, which costs more than the
+	// Get itself. 64 covers a busy server's concurrent callers.
+	DefaultMaxIdleConns = 64
+
+	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
+	DefaultMaxItemSize = 1 << 20
+)
+
+// Bounds on WithMaxItemSize, memcached's own bounds on -I.
+const (
+	minItemSize = 1 << 10
+	maxItemSize = 1 << 30
+)
+
+// Option configures a Tier. An Option given an impossible value makes New
+// return an error wrapping ErrInvalidOption.
+type Option func(*config) error
+
+type config struct {
+	timeout      time.Duration
+	maxIdleConns int
+	maxItemSize  int
+	keyPrefix    string
+	hash         string
+	distribution string
+	selector     memcache.ServerSelector
+	clock        tier.Clock
+}
+
+func defaultConfig() config {
+	return config{
+		timeout:      DefaultTimeout,
+		maxIdleConns: DefaultMaxIdleConns,
+		maxItemSize:  DefaultMaxItemSize,
+		clock:        systemClock{},
+	}
+}
+
+// WithTimeout sets the limit on each network step of an operation (see
+// DefaultTimeout). d must be positive.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: timeout %v, must be positive", ErrInvalidOption, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithMaxIdleConns sets how many idle connections are kept per node (see
+// DefaultMaxIdleConns). n must be at least 1.
+func WithMaxIdleConns(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max idle conns %d, must be at least 1", ErrInvalidOption, n)
+		}
+		c.maxIdleConns = n
+		return nil
+	}
+}
+
+// WithMaxItemSize tells the Tier the servers' item size limit, their -I
+// setting (default 1 MiB). An entry that cannot fit is never sent: Set
+// deletes the key and returns tier.ErrTooLarge, Add returns
+// tier.ErrTooLarge. n must be between 1 KiB and 1 GiB, memcached's own
+// bounds for -I.
+func WithMaxItemSize(n int) Option {
+	return func(c *config) error {
+		if n < minItemSize || n > maxItemSize {
+			return fmt.Errorf("%w: max item size %d, must be between %d and %d", ErrInvalidOption, n, minItemSize, maxItemSize)
+		}
+		c.maxItemSize = n
+		return nil
+	}
+}
+
+// WithKeyPrefix puts p before every key the Tier sends, so that several
+// caches can share memcached nodes without their keys meeting. p must be
+// at most 204 bytes of what memcached allows in a key (no spaces or control
+// bytes), leaving room for a hashed key after it.
+func WithKeyPrefix(p string) Option {
+	return func(c *config) error {
+		if len(p) > maxPrefixLen || !legalKeyBytes(p) {
+			return fmt.Errorf("%w: key prefix %q: at most %d bytes, no spaces or control bytes", ErrInvalidOption, p, maxPrefixLen)
+		}
+		c.keyPrefix = p
+		return nil
+	}
+}
+
+// WithHash names the twemproxy hash that places keys on nodes: one of
+// one_at_a_time, md5, crc16, crc32, crc32a, fnv1_64, fnv1a_64, fnv1_32,
+// fnv1a_32, hsieh, murmur, jenkins. An unknown name is an invalid option;
+// a known name this package cannot yet reproduce exactly makes New return
+// ErrUnsupported. Without WithDistribution the distribution is ketama,
+// twemproxy's default.
+func WithHash(name string) Option {
+	return func(c *config) error {
+		if !validName(name, knownHashes) {
+			return fmt.Errorf("%w: hash %q, want one of %v", ErrInvalidOption, name, knownHashes)
+		}
+		c.hash = name
+		return nil
+	}
+}
+
+// WithDistribution names the twemproxy distribution: ketama, modula or
+// random. Only modula is implemented so far; the others make New return
+// ErrUnsupported. Without WithHash the hash is fnv1a_64, twemproxy's
+// default.
+func WithDistribution(name string) Option {
+	return func(c *config) error {
+		if !validName(name, knownDistributions) {
+			return fmt.Errorf("%w: distribution %q, want one of %v", ErrInvalidOption, name, knownDistributions)
+		}
+		c.distribution = name
+		return nil
+	}
+}
+
+// WithSelector places keys with s instead of the servers passed to New,
+// which must then be empty. s sees encoded keys (prefix included). It
+// cannot be combined with WithHash or WithDistribution.
+func WithSelector(s memcache.ServerSelector) Option {
+	return func(c *config) error {
+		if s == nil {
+			return fmt.Errorf("%w: nil selector", ErrInvalidOption)
+		}
+		c.selector = s
+		return nil
+	}
+}
+
+// WithClock sets the clock that expirations are computed against. Tests
+// use it to decide TTLs without sleeping.
+func WithClock(clk tier.Clock) Option {
+	return func(c *config) error {
+		if clk == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+		}
+		c.clock = clk
+		return nil
+	}
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }

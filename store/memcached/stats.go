@@ -1,0 +1,34 @@
+package memcached
+
+import "sync/atomic"
+
+// counters are the Tier's own counts, reported by Counters. They are
+// atomics so that the read path never takes a lock to count.
+type counters struct {
+	hits           atomic.Int64 // keys found and decoded, by Get and GetMulti
+	misses         atomic.Int64 // keys not found, including decode failures
+	errors         atomic.Int64 // operations that failed to talk to memcached
+	timeouts       atomic.Int64 // the part of errors that were timeouts
+	tooLarge       atomic.Int64 // Set/Add refused for size, here or by the server
+	decodeErrors   atomic.Int64 // items found but not readable as an entry
+	encodedKeys    atomic.Int64 // keys sent hashed instead of as they are
+	notStored      atomic.Int64 // Add that found the key present
+	expiredSkipped atomic.Int64 // Set/Add of an entry already expired
+	retries        atomic.Int64 // operations retried after a stale pooled connection
+}
+
+// snapshot returns the counters by the names Counters documents.
+func (c *counters) snapshot() map[string]int64 {
+	return map[string]int64{
+		"hits":            c.hits.Load(),
+		"misses":          c.misses.Load(),
+		"errors":          c.errors.Load(),
+		"timeouts":        c.timeouts.Load(),
+		"too_large":       c.tooLarge.Load(),
+		"decode_errors":   c.decodeErrors.Load(),
+		"encoded_keys":    c.encodedKeys.Load(),
+		"not_stored":      c.notStored.Load(),
+		"expired_skipped": c.expiredSkipped.Load(),
+		"retries":         c.retries.Load(),
+	}
+}
