@@ -17,6 +17,8 @@ type TierStats struct {
 	Backfills int64
 	// Counters are the tier's own counters, for tiers that report them.
 	Counters map[string]int64
+	// Nodes are the tier's servers, for tiers that report them.
+	Nodes []NodeStats
 }
 
 // LoaderStats counts the work done by the source of truth.
@@ -147,6 +149,9 @@ func (c *Cache) Stats() Stats {
 		}
 		if cr, ok := t.tier.(Counter); ok {
 			ts.Counters = cr.Counters()
+		}
+		if nr, ok := t.tier.(NodeReporter); ok {
+			ts.Nodes = nr.NodeStats()
 		}
 		s.Tiers[i] = ts
 	}

@@ -67,6 +67,26 @@ type Counter interface {
 	Counters() map[string]int64
 }
 
+// NodeReporter is a Tier spread over several servers (a memcached pool)
+// that reports each server's state and counters. They appear in Stats under
+// the tier, for per-node dashboards.
+type NodeReporter interface {
+	NodeStats() []NodeStats
+}
+
+// NodeStats is one server of a tier spread over several.
+type NodeStats struct {
+	// Name is the server's name as configured ("cache-a"), or its address.
+	Name string
+	Addr string
+	// State is "up", "down" (ejected after failures, retried later) or
+	// "probing".
+	State string
+	// Counters are the node's own counts: requests, hits, misses, errors,
+	// timeouts, ejections, open connections...
+	Counters map[string]int64
+}
+
 // Loader is the source of truth. Load returns the values of the keys it
 // found; keys absent from the map do not exist. The chain calls Load with at
 // most the configured batch size of keys at a time.

@@ -105,6 +105,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 // Path returns the file the store was opened on.
 func (s *Store) Path() string { return s.path }
 
+// Name is how the chain's stats call this tier.
+func (s *Store) Name() string { return "bbolt" }
+
 // Quarantined returns where Open moved a corrupt file, or "" if it did not.
 // Operators want to hear about it: the cache started cold.
 func (s *Store) Quarantined() string { return s.quarantined }
