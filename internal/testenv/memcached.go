@@ -197,7 +197,43 @@ func (s *MemcachedServer) Restart() {
 
 // Stop freezes the server with SIGSTOP, as a hung node: connections are
 // still accepted by the kernel but nothing answers. Cont resumes it.
-func (s *MemcachedServer) Stop() { s.signal(syscall.SIGSTOP) }
+//
+// SIGSTOP is delivered asynchronously, and a request a worker thread reads
+// before it lands is still answered; so where /proc shows thread states
+// (Linux), Stop returns only once the kernel reports every thread stopped.
+func (s *MemcachedServer) Stop() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		return // killed meanwhile
+	}
+	stopped := func() bool {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", proc.pid()))
+		if len(stats) == 0 || proc.exited() {
+			return true // no /proc, or nothing left to stop
+		}
+		for _, path := range stats {
+			stat, err := os.ReadFile(path)
+			if err != nil {
+				return false
+			}
+			// The state follows the parenthesised command name.
+			i := strings.LastIndexByte(string(stat), ')')
+			if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); !stopped(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("testenv: memcached on %s (pid %d) not stopped 5s after SIGSTOP", s.Addr, proc.pid())
+		}
+	}
+}
 
 // Cont resumes a server frozen by Stop.
 func (s *MemcachedServer) Cont() { s.signal(syscall.SIGCONT) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -18,13 +19,13 @@ import (
 // the Tier, so both sides fetch the same bytes.
 func benchSetup(b *testing.B) (*Tier, *memcache.Client, string) {
 	b.Helper()
-	mc := startMemcached(b)
-	tr, err := New([]string{mc.addr})
+	mc := testenv.Memcached(b)
+	tr, err := New([]string{mc.Addr})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { tr.Close() })
-	raw := memcache.New(mc.addr)
+	raw := memcache.New(mc.Addr)
 	raw.Timeout = DefaultTimeout
 	raw.MaxIdleConns = DefaultMaxIdleConns
 	b.Cleanup(func() { raw.Close() })

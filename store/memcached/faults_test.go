@@ -2,19 +2,16 @@ package memcached
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -61,8 +58,7 @@ func TestServerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustGet(t, tr, "k") // leaves a pooled connection to the dead server
-	mc.cmd.Process.Kill()
-	mc.cmd.Wait()
+	mc.Kill()
 
 	wantUnavailable(t, tr)
 	if n := tr.Counters()["errors"]; n < 5 {
@@ -74,11 +70,7 @@ func TestServerHung(t *testing.T) {
 	t.Parallel()
 	tr, mc := newTestTier(t, WithTimeout(100*time.Millisecond))
 	mustSet(t, tr, "k")
-	if err := mc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer mc.cmd.Process.Signal(syscall.SIGCONT)
-	waitStopped(t, mc.cmd.Process.Pid)
+	mc.Stop() // killed, stopped or not, when the test ends
 
 	start := time.Now()
 	_, err := tr.Get(context.Background(), "k")
@@ -91,39 +83,6 @@ func TestServerHung(t *testing.T) {
 	if n := tr.Counters()["timeouts"]; n != 1 {
 		t.Fatalf("timeouts = %d, want 1", n)
 	}
-}
-
-// waitStopped waits until the kernel reports every thread of pid stopped:
-// SIGSTOP is delivered asynchronously, and a request that a worker thread
-// reads before it lands is still answered.
-func waitStopped(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(faultBound)
-	for !allThreadsStopped(t, pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped after %v", pid, faultBound)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func allThreadsStopped(t *testing.T, pid int) bool {
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		t.Skipf("cannot read the state of process %d", pid)
-	}
-	for _, path := range stats {
-		stat, err := os.ReadFile(path)
-		if err != nil {
-			return false
-		}
-		// The state follows the parenthesised command name.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
-			return false
-		}
-	}
-	return true
 }
 
 func mustSet(t *testing.T, tr *Tier, key string) {
@@ -168,7 +127,7 @@ func TestFakeServerFaults(t *testing.T) {
 			t.Parallel()
 			addr := ""
 			if handle == nil {
-				addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+				addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 			} else {
 				addr = startFakeServer(t, handle).addr
 			}
@@ -246,9 +205,9 @@ func TestCloseAbortsInFlight(t *testing.T) {
 func TestPartialGetMulti(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	live := startMemcached(t)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	tr, err := New([]string{live.addr, dead}, WithTimeout(100*time.Millisecond))
+	live := testenv.Memcached(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	tr, err := New([]string{live.Addr, dead}, WithTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

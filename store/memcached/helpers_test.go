@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,68 +42,6 @@ func leakedGoroutines(wait time.Duration) string {
 			return strings.Join(leaked, "\n\n")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// memcachedProcess is a memcached started for one test.
-type memcachedProcess struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startMemcached runs memcached on a free loopback port with one worker
-// thread and 64 MB of memory, waits until it accepts connections, and kills
-// it when the test ends. extra is appended to the command line.
-func startMemcached(t testing.TB, extra ...string) *memcachedProcess {
-	t.Helper()
-	path, err := exec.LookPath("memcached")
-	if err != nil {
-		t.Skip("memcached not installed")
-	}
-	port := freePort(t)
-	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-t", "1", "-m", "64"}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
-	}
-	cmd := exec.Command(path, append(args, extra...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start memcached: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, addr, func() string { return stderr.String() })
-	return &memcachedProcess{addr: addr, cmd: cmd}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitListening(t testing.TB, addr string, output func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening after 10s: %v\n%s", addr, err, output())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -11,15 +11,16 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // newTestTier starts a memcached and returns a Tier on it, closed when the
 // test ends.
-func newTestTier(t *testing.T, opts ...Option) (*Tier, *memcachedProcess) {
+func newTestTier(t *testing.T, opts ...Option) (*Tier, *testenv.MemcachedServer) {
 	t.Helper()
-	mc := startMemcached(t)
-	tr, err := New([]string{mc.addr}, opts...)
+	mc := testenv.Memcached(t)
+	tr, err := New([]string{mc.Addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestExpirationSent(t *testing.T) {
 			t.Fatal(err)
 		}
 		wire, _ := tr.keys.encode(tt.name)
-		reply := metaTTL(t, mc.addr, wire)
+		reply := metaTTL(t, mc.Addr, wire)
 		got, err := strconv.Atoi(strings.TrimPrefix(reply, "HD t"))
 		// memcached's clock ticks once a second, and an absolute time is
 		// rounded up to one: allow one second either way.
@@ -215,7 +216,7 @@ func TestKeysRoundTrip(t *testing.T) {
 
 			// Every key on the wire was legal to gomemcache, and a
 			// legal key travelled unchanged.
-			raw := memcache.New(mc.addr)
+			raw := memcache.New(mc.Addr)
 			defer raw.Close()
 			if _, err := raw.Get(prefix + "a"); err != nil {
 				t.Errorf("legal key not stored as prefix+key: %v", err)
@@ -240,7 +241,7 @@ func TestForeignValueIsMiss(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tr, mc := newTestTier(t)
-	raw := memcache.New(mc.addr)
+	raw := memcache.New(mc.Addr)
 	defer raw.Close()
 
 	wireSpace, _ := tr.keys.encode("a b")
@@ -313,14 +314,14 @@ func TestTooLarge(t *testing.T) {
 func TestItemOverhead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	mc := startMemcached(t)
-	exact, err := New([]string{mc.addr})
+	mc := testenv.Memcached(t)
+	exact, err := New([]string{mc.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer exact.Close()
 	// A Tier that believes the limit is higher sends what the server refuses.
-	lax, err := New([]string{mc.addr}, WithMaxItemSize(2<<20))
+	lax, err := New([]string{mc.Addr}, WithMaxItemSize(2<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
