@@ -145,12 +145,13 @@ func BenchmarkGetHitParallel(b *testing.B) {
 }
 
 // BenchmarkGetDurableHit is a Get that misses memcached and is answered by
-// bbolt. The memcached tier is told its item size is smaller than the value,
-// so the backfill never lands and every Get takes the same path; beside it,
-// the raw work that path stands for: a gomemcache miss plus a bbolt read.
+// bbolt. memcached's TTL in the chain is a nanosecond, so the backfill is
+// already expired when it would be sent and never lands: every Get takes
+// the same path. Beside it, the raw work that path stands for: a gomemcache
+// miss plus a bbolt read.
 func BenchmarkGetDurableHit(b *testing.B) {
 	mc := testenv.Memcached(b)
-	mcTier, err := memcached.New([]string{mc.Addr + ":1"}, memcached.WithMaxItemSize(64))
+	mcTier, err := memcached.New([]string{mc.Addr + ":1"}, memcached.WithMaxIdleConns(benchPool))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,14 +165,22 @@ func BenchmarkGetDurableHit(b *testing.B) {
 	value := make([]byte, 100)
 	for i := 0; i < keys; i++ {
 		disk.Set(ctx, fmt.Sprintf("article:%06d", i), tier.Entry{Value: value, Expires: time.Now().Add(time.Hour)})
+		if i%5000 == 4999 { // stay under the write queue's bound: nothing dropped
+			if err := disk.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	if err := disk.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
+	if d := disk.Counters()["dropped"]; d != 0 {
+		b.Fatalf("%d writes dropped while filling the file", d)
+	}
 	src := tier.LoaderFunc(func(ctx context.Context, keys []string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("the source must not be reached")
 	})
-	cache, err := tier.New(src, tier.WithTier(mcTier, time.Hour), tier.WithTier(disk, time.Hour))
+	cache, err := tier.New(src, tier.WithTier(mcTier, time.Nanosecond), tier.WithTier(disk, time.Hour))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -186,9 +195,13 @@ func BenchmarkGetDurableHit(b *testing.B) {
 			}
 			i++
 		}
+		if st := cache.Stats(); st.Tiers[0].Hits > 0 {
+			b.Fatalf("%d memcached hits: not measuring the durable path", st.Tiers[0].Hits)
+		}
 	})
 	b.Run("gomemcache-miss+bbolt", func(b *testing.B) {
 		raw := memcache.New(mc.Addr)
+		raw.MaxIdleConns = benchPool
 		db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, nil)
 		if err != nil {
 			b.Fatal(err)
