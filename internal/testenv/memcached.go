@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,7 +20,8 @@ import (
 // methods are safe for concurrent use, but those that can fail call t.Fatal
 // and so belong on the test's goroutine.
 type MemcachedServer struct {
-	// Addr is 127.0.0.1:port. It stays the same across Restart.
+	// Addr is 127.0.0.1:port, or another loopback address with
+	// WithLoopbackPort. It stays the same across Restart.
 	Addr string
 
 	t    testing.TB
@@ -39,6 +41,7 @@ type memcachedConfig struct {
 	threads  int
 	memoryMB int
 	extra    []string
+	port     int // 0 for a free port on 127.0.0.1
 }
 
 // WithItemSize sets the largest item memcached accepts, in bytes (-I).
@@ -64,6 +67,15 @@ func WithArgs(args ...string) MemcachedOption {
 	return func(c *memcachedConfig) { c.extra = append(c.extra, args...) }
 }
 
+// WithLoopbackPort starts memcached on the given port of a loopback address
+// of its own, 127.x.y.z picked at random, rather than on a free port of
+// 127.0.0.1: for tests that need a fixed port, such as memcached's default
+// 11211, which twemproxy names servers by differently, without colliding
+// with a memcached that may already serve 127.0.0.1:11211.
+func WithLoopbackPort(port int) MemcachedOption {
+	return func(c *memcachedConfig) { c.port = port }
+}
+
 // Memcached starts a private memcached on 127.0.0.1 and a free port:
 //
 //	memcached -l 127.0.0.1 -p PORT -U 0 -t 1 -m 64 [-I SIZE]
@@ -76,15 +88,15 @@ func Memcached(t testing.TB, opts ...MemcachedOption) *MemcachedServer {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	if cfg.threads < 1 || cfg.memoryMB < 1 || cfg.itemSize < 0 {
-		t.Fatalf("testenv: Memcached: bad options: %d threads, %d MB, item size %d",
-			cfg.threads, cfg.memoryMB, cfg.itemSize)
+	if cfg.threads < 1 || cfg.memoryMB < 1 || cfg.itemSize < 0 || cfg.port < 0 || cfg.port > 65535 {
+		t.Fatalf("testenv: Memcached: bad options: %d threads, %d MB, item size %d, port %d",
+			cfg.threads, cfg.memoryMB, cfg.itemSize, cfg.port)
 	}
 	path, err := findBinary("memcached")
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-l", "127.0.0.1", "-U", "0",
+	args := []string{"-U", "0",
 		"-t", strconv.Itoa(cfg.threads), "-m", strconv.Itoa(cfg.memoryMB)}
 	if cfg.itemSize > 0 {
 		args = append(args, "-I", strconv.Itoa(cfg.itemSize))
@@ -97,11 +109,15 @@ func Memcached(t testing.TB, opts ...MemcachedOption) *MemcachedServer {
 	t.Cleanup(s.Kill)
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
+		host, port := "127.0.0.1", cfg.port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			host = fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
 		}
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.Addr = net.JoinHostPort(host, strconv.Itoa(port))
 		err = s.start()
 		if err == nil {
 			return s
@@ -113,8 +129,8 @@ func Memcached(t testing.TB, opts ...MemcachedOption) *MemcachedServer {
 }
 
 func (s *MemcachedServer) start() error {
-	_, port, _ := net.SplitHostPort(s.Addr)
-	args := append([]string{"-p", port}, s.args...)
+	host, port, _ := net.SplitHostPort(s.Addr)
+	args := append([]string{"-l", host, "-p", port}, s.args...)
 	proc, err := startProcess("memcached", filepath.Join(s.dir, "memcached-"+port+".log"), s.path, args...)
 	if err != nil {
 		return err
