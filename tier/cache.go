@@ -32,11 +32,17 @@ type Cache struct {
 
 	ctr counters
 
+	// lastRun is the warmup running now, or the last one.
+	lastRun atomic.Pointer[warmRun]
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 	bgMu      sync.Mutex
 	bgClosed  bool
 	bg        sync.WaitGroup // warmups and other background work
+	// bgCtx is cancelled by Close; it stops the background work.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 type chainTier struct {
@@ -76,7 +82,29 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		ct.adder, _ = tc.tier.(Adder)
 		c.tiers = append(c.tiers, ct)
 	}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if cfg.autoWarmup != nil {
+		events, err := c.restartEvents()
+		if err != nil {
+			c.bgCancel()
+			return nil, err
+		}
+		c.bg.Add(1)
+		go c.watchRestarts(events, *cfg.autoWarmup)
+	}
 	return c, nil
+}
+
+// enterBackground registers background work that Close must wait for, or
+// reports false once Close has begun.
+func (c *Cache) enterBackground() bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgClosed {
+		return false
+	}
+	c.bg.Add(1)
+	return true
 }
 
 func (c *Cache) checkKey(key string) error {
@@ -222,10 +250,11 @@ func (c *Cache) invalidate(key string) {
 	c.flights.forget(key)
 }
 
-// Close waits for loads and warmups in progress, then closes every tier
-// and the loader when they have a Close method (a bbolt tier flushes its
-// write queue then; the SQL loader releases its prepared statements but
-// leaves the *sql.DB, which the caller owns, open).
+// Close waits for loads in progress, cancels warmups in progress (and the
+// watch for restarts of WithAutoWarmup) and waits for them to stop, then
+// closes every tier and the loader when they have a Close method (a bbolt
+// tier flushes its write queue then; the SQL loader releases its prepared
+// statements but leaves the *sql.DB, which the caller owns, open).
 func (c *Cache) Close() error {
 	var errs []error
 	c.closeOnce.Do(func() {
@@ -234,6 +263,7 @@ func (c *Cache) Close() error {
 		c.bgMu.Lock()
 		c.bgClosed = true
 		c.bgMu.Unlock()
+		c.bgCancel()
 		c.bg.Wait()
 		for _, t := range c.tiers {
 			if cl, ok := t.tier.(io.Closer); ok {

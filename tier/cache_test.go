@@ -574,8 +574,11 @@ func TestWarmup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := WarmupStats{Runs: 1, Scanned: 5, Written: 2, Skipped: 2, Present: 1}
-	if st != want {
+	want := WarmupStats{Runs: 1, Scanned: 5, Sent: 3, Written: 2, Skipped: 2, Present: 1}
+	if !st.Last.Done || st.Last.Trigger != "Warmup" || st.Last.Written != 2 {
+		t.Errorf("warmup progress = %+v, want done with 2 written", st.Last)
+	}
+	if st.Last = (WarmupProgress{}); st != want {
 		t.Errorf("warmup = %+v, want %+v", st, want)
 	}
 	if e, _ := ch.top.entry("live"); !e.Expires.Equal(now.Add(time.Minute)) {

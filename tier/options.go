@@ -24,6 +24,7 @@ type config struct {
 	maxKeyLen   int
 	clock       Clock
 	backfillPar int
+	autoWarmup  *warmupConfig // nil: off
 }
 
 // DefaultLoadBatch is the largest number of keys passed to one Loader.Load

@@ -38,14 +38,26 @@ type LoaderStats struct {
 	Panics int64
 }
 
-// WarmupStats describes the last (or running) warmup.
+// WarmupStats counts warmups. In Stats it covers the cache's lifetime;
+// Warmup returns one for its own run.
 type WarmupStats struct {
-	Running bool
-	Runs    int64
-	// Scanned entries were read from the durable tier; Written were added
-	// to the tiers above; Skipped were expired or negative; Present were
-	// already there; Failed could not be written.
-	Scanned, Written, Skipped, Present, Failed int64
+	// Running is true while a warmup runs. Runs counts warmups started,
+	// AutoRuns those started by WithAutoWarmup after a restart.
+	Running        bool
+	Runs, AutoRuns int64
+	// Restarts counts restarts the top tier reported (RestartWatcher).
+	Restarts int64
+	// Panics counts panics recovered in automatic warmups and in progress
+	// callbacks.
+	Panics int64
+	// Scanned entries were read from the durable tier; Sent were handed to
+	// the tiers above; Written were added there; Skipped were expired,
+	// negative, invalidated meanwhile or too large for a tier; Present
+	// were already there; Failed could not be written.
+	Scanned, Sent, Written, Skipped, Present, Failed int64
+	// Last is the progress of the warmup running now or, when none is, of
+	// the last one; the zero value before the first.
+	Last WarmupProgress
 }
 
 // Stats is a snapshot of the cache's counters. Counters only grow; compare
@@ -93,6 +105,17 @@ func (s Stats) Sub(other Stats) Stats {
 	d.SharedWaits -= other.SharedWaits
 	d.StaleServed -= other.StaleServed
 	d.Invalidations -= other.Invalidations
+	w, ow := &d.Warmup, other.Warmup
+	w.Runs -= ow.Runs
+	w.AutoRuns -= ow.AutoRuns
+	w.Restarts -= ow.Restarts
+	w.Panics -= ow.Panics
+	w.Scanned -= ow.Scanned
+	w.Sent -= ow.Sent
+	w.Written -= ow.Written
+	w.Skipped -= ow.Skipped
+	w.Present -= ow.Present
+	w.Failed -= ow.Failed
 	return d
 }
 
@@ -105,9 +128,9 @@ type counters struct {
 
 	statements, loadKeys, loaded, notFound, loadErrors, panics atomic.Int64
 
-	warmRunning                                                  atomic.Bool
-	warmRuns, warmScanned, warmWritten, warmSkipped, warmPresent atomic.Int64
-	warmFailed                                                   atomic.Int64
+	warmRunning, warmRuns, warmAutoRuns, warmRestarts, warmPanics atomic.Int64
+	warmScanned, warmSent, warmWritten, warmSkipped, warmPresent  atomic.Int64
+	warmFailed                                                    atomic.Int64
 }
 
 // Stats returns a snapshot of the cache's counters, with each tier's own
@@ -130,14 +153,21 @@ func (c *Cache) Stats() Stats {
 		StaleServed:   c.ctr.staleServed.Load(),
 		Invalidations: c.ctr.invalidations.Load(),
 		Warmup: WarmupStats{
-			Running: c.ctr.warmRunning.Load(),
-			Runs:    c.ctr.warmRuns.Load(),
-			Scanned: c.ctr.warmScanned.Load(),
-			Written: c.ctr.warmWritten.Load(),
-			Skipped: c.ctr.warmSkipped.Load(),
-			Present: c.ctr.warmPresent.Load(),
-			Failed:  c.ctr.warmFailed.Load(),
+			Running:  c.ctr.warmRunning.Load() > 0,
+			Runs:     c.ctr.warmRuns.Load(),
+			AutoRuns: c.ctr.warmAutoRuns.Load(),
+			Restarts: c.ctr.warmRestarts.Load(),
+			Panics:   c.ctr.warmPanics.Load(),
+			Scanned:  c.ctr.warmScanned.Load(),
+			Sent:     c.ctr.warmSent.Load(),
+			Written:  c.ctr.warmWritten.Load(),
+			Skipped:  c.ctr.warmSkipped.Load(),
+			Present:  c.ctr.warmPresent.Load(),
+			Failed:   c.ctr.warmFailed.Load(),
 		},
+	}
+	if r := c.lastRun.Load(); r != nil {
+		s.Warmup.Last = r.progress()
 	}
 	for i, t := range c.tiers {
 		ts := TierStats{

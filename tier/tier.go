@@ -2,6 +2,7 @@ package tier
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -58,6 +59,63 @@ type MultiGetter interface {
 // which Scan then returns.
 type Scanner interface {
 	Scan(ctx context.Context, fn func(key string, e Entry) error) error
+}
+
+// HotScanner is a Scanner that can list the entries used most recently
+// first, so that a warmup brings the working set back before the long
+// tail. ScanHot has Scan's contract otherwise; warmup prefers it when the
+// durable tier has it.
+type HotScanner interface {
+	ScanHot(ctx context.Context, fn func(key string, e Entry) error) error
+}
+
+// Sized is a Tier that can tell about how many entries it holds without
+// listing them. Warmup uses it to estimate how far along it is.
+type Sized interface {
+	Len() int64
+}
+
+// BulkAdder is an Adder that can add a stream of entries far faster than
+// one Add at a time, by pipelining them (memcached's meta protocol). Warmup
+// uses it when the tier it fills has it.
+//
+// AddBulk adds every entry entries yields, with Add's semantics, until the
+// sequence ends or ctx does. It may keep nothing entries yields once the
+// yield returns: the sequence may reuse its buffers. For every entry
+// yielded it calls done exactly once, before AddBulk returns, with what Add
+// would have returned: nil when the entry was stored (or had expired and
+// was not worth sending), an error wrapping ErrNotStored when the key was
+// present, ErrTooLarge when the tier cannot hold it, any other error when
+// the write failed. done may be called from several goroutines at once and
+// must be quick. AddBulk returns an error only when it stopped early (ctx
+// ended, the tier closed); failures of single entries go to done.
+type BulkAdder interface {
+	AddBulk(ctx context.Context, entries iter.Seq2[string, Entry], done func(key string, err error)) error
+}
+
+// Restart tells the chain that one server of a tier lost what it held: the
+// process restarted, or the cache was flushed, while this process kept
+// running.
+type Restart struct {
+	// Node names the server, as the tier knows it (its address).
+	Node string
+	// Reason is "restarted" (a new server process) or "flushed" (the same
+	// process, its items gone).
+	Reason string
+	// Owns reports whether the tier places key on Node, as placement stood
+	// when the restart was noticed; nil means every key (a single node).
+	Owns func(key string) bool
+}
+
+// RestartWatcher is a Tier that notices when one of its servers restarts
+// or is flushed. With WithAutoWarmup the chain refills that server's keys
+// from the durable tier as soon as a Restart arrives.
+//
+// Restarts returns the channel the tier reports on, or nil when it does not
+// watch (memcached without WithRestartDetection). The tier closes the
+// channel when it is closed, and drops, counting them, reports nobody reads.
+type RestartWatcher interface {
+	Restarts() <-chan Restart
 }
 
 // Counter is a Tier that reports counters of its own (queue depth, batches

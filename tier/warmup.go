@@ -1,11 +1,11 @@
 package tier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-
-	"sync/atomic"
+	"iter"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -14,8 +14,12 @@ import (
 // scanned.
 var ErrNoDurableTier = errors.New("tier: no scannable tier below the top")
 
-// warmupWorkers bounds the writes a warmup has in flight.
+// warmupWorkers bounds the writes a warmup has in flight when the tiers it
+// fills take one entry at a time.
 const warmupWorkers = 16
+
+// errStopScan ends a scan whose consumer wants no more entries.
+var errStopScan = errors.New("tier: warmup: scan stopped")
 
 // Warmup copies the live entries of the first scannable tier below the top
 // (the durable tier) into every tier above it, so that after a memcached
@@ -25,98 +29,195 @@ const warmupWorkers = 16
 // and negative entries are skipped, and so is any key invalidated after the
 // warmup began. It is safe to run again: a second run finds every key
 // present and writes nothing.
-func (c *Cache) Warmup(ctx context.Context) (WarmupStats, error) {
-	src, scanner := c.durableTier()
-	if scanner == nil {
+//
+// The durable tier is read most recently used first when it can tell
+// (HotScanner). When the durable tier is right below the top and the top
+// can add in bulk (BulkAdder, memcached's pipelined meta protocol), entries
+// go up in a stream instead of one add at a time. WithWarmupRate and
+// WithWarmupProgress pace and report it; Stats().Warmup shows it too.
+// Close cancels a warmup in progress and waits for it to stop.
+func (c *Cache) Warmup(ctx context.Context, opts ...WarmupOption) (WarmupStats, error) {
+	cfg, err := newWarmupConfig(opts)
+	if err != nil {
+		return WarmupStats{}, err
+	}
+	src, _ := c.durableTier()
+	if src == 0 {
 		return WarmupStats{}, ErrNoDurableTier
 	}
-	c.bgMu.Lock()
-	if c.bgClosed {
-		c.bgMu.Unlock()
+	if !c.enterBackground() {
 		return WarmupStats{}, ErrClosed
 	}
-	c.bg.Add(1)
-	c.bgMu.Unlock()
 	defer c.bg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.bgCtx, cancel)()
+	return c.warm(ctx, warmPlan{trigger: "Warmup", above: src, cfg: cfg})
+}
 
+// warmPlan is what one warmup copies, and where.
+type warmPlan struct {
+	trigger string
+	// above is how many tiers, from the top, to fill.
+	above int
+	// owns selects the keys to copy; nil copies every key.
+	owns func(key string) bool
+	cfg  warmupConfig
+}
+
+// scanFunc is a durable tier's Scan or ScanHot.
+type scanFunc func(ctx context.Context, fn func(key string, e Entry) error) error
+
+// warm runs one warmup as planned and returns its counters.
+func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
+	src, scan := c.durableTier()
+	var total int64
+	if sz, ok := c.tiers[src].tier.(Sized); ok {
+		total = sz.Len()
+	}
+	run := c.newRun(p.trigger, total)
+	c.lastRun.Store(run)
 	c.ctr.warmRuns.Add(1)
-	c.ctr.warmRunning.Store(true)
-	defer c.ctr.warmRunning.Store(false)
-
-	var scanned, written, skipped, present, failed counterPair
-	scanned.global, written.global = &c.ctr.warmScanned, &c.ctr.warmWritten
-	skipped.global, present.global, failed.global = &c.ctr.warmSkipped, &c.ctr.warmPresent, &c.ctr.warmFailed
+	c.ctr.warmRunning.Add(1)
+	defer c.ctr.warmRunning.Add(-1)
+	stopReport := c.report(run, p.cfg)
 
 	gens := c.gens.snapshot()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(warmupWorkers)
-	err := scanner.Scan(gctx, func(key string, e Entry) error {
-		if err := gctx.Err(); err != nil {
-			return err
-		}
-		scanned.add(1)
-		now := c.clock.Now()
-		if e.Negative || e.Expired(now) {
-			skipped.add(1)
-			return nil
-		}
-		gen := gens[c.gens.index(key)]
-		if c.gens.current(key) != gen {
-			skipped.add(1)
-			return nil
-		}
-		// Scan may reuse its buffers once fn returns.
-		e.Value = append([]byte(nil), e.Value...)
-		g.Go(func() error {
-			o := c.backfillOne(context.WithoutCancel(gctx), found{key: key, entry: e}, src, gen, now)
-			switch {
-			case o.written > 0:
-				written.add(1)
-			case o.failed:
-				failed.add(1)
-			case o.present:
-				present.add(1)
-			default:
-				skipped.add(1)
+	var err error
+	if ba, ok := c.tiers[0].tier.(BulkAdder); ok && p.above == 1 {
+		err = c.warmBulk(ctx, p, run, scan, ba, gens)
+	} else {
+		err = c.warmEach(ctx, p, run, scan, gens)
+	}
+	if err != nil {
+		err = fmt.Errorf("tier: warmup from %s: %w", c.tiers[src].name, err)
+	}
+	run.finish(err)
+	stopReport()
+	return run.stats(), err
+}
+
+// candidates scans the durable tier and yields what a warmup should send:
+// the live, positive entries of the keys p.owns, not invalidated since gens
+// was taken, at p's rate. It counts what it reads in run, and leaves the
+// scan's error in *errp. The yielded value may be reused once yield
+// returns.
+func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64, errp *error) iter.Seq2[string, Entry] {
+	return func(yield func(string, Entry) bool) {
+		pace := newPacer(p.cfg.rate)
+		err := scan(ctx, func(key string, e Entry) error {
+			run.scanned.add(1)
+			if p.owns != nil && !p.owns(key) {
+				return nil
+			}
+			if e.Negative || e.Expired(c.clock.Now()) || c.gens.current(key) != gens[c.gens.index(key)] {
+				run.skipped.add(1)
+				return nil
+			}
+			if err := pace.wait(ctx); err != nil {
+				return err
+			}
+			run.sent.add(1)
+			if !yield(key, e) {
+				return errStopScan
 			}
 			return nil
 		})
-		return nil
-	})
-	if werr := g.Wait(); err == nil {
-		err = werr
+		if errors.Is(err, errStopScan) {
+			err = nil
+		}
+		*errp = err
 	}
-	run := WarmupStats{
-		Runs:    1,
-		Scanned: scanned.local.Load(),
-		Written: written.local.Load(),
-		Skipped: skipped.local.Load(),
-		Present: present.local.Load(),
-		Failed:  failed.local.Load(),
-	}
-	if err != nil {
-		return run, fmt.Errorf("tier: warmup from %s: %w", c.tiers[src].name, err)
-	}
-	return run, nil
 }
 
-// durableTier is the first tier below the top that can be scanned.
-func (c *Cache) durableTier() (int, Scanner) {
+// warmBulk streams the candidates into the top tier with one AddBulk.
+func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, ba BulkAdder, gens *[generationStripes]uint64) error {
+	top := c.tiers[0]
+	undoCtx := context.WithoutCancel(ctx)
+	var scanErr error
+	entries := func(yield func(string, Entry) bool) {
+		for key, e := range c.candidates(ctx, p, run, scan, gens, &scanErr) {
+			e.Expires = capExpiry(e.Expires, c.clock.Now(), top.ttl)
+			if !yield(key, e) {
+				return
+			}
+		}
+	}
+	err := ba.AddBulk(ctx, entries, func(key string, err error) {
+		switch {
+		case errors.Is(err, ErrNotStored):
+			run.present.add(1)
+			return
+		case errors.Is(err, ErrTooLarge):
+			run.skipped.add(1)
+			return
+		}
+		// As in backfillOne: an invalidation that ran while the entry was
+		// on its way wins. A failed write may have landed all the same.
+		if c.gens.current(key) != gens[c.gens.index(key)] {
+			if derr := top.tier.Delete(undoCtx, key); derr != nil {
+				top.ctr.errors.Add(1)
+			}
+			if err == nil {
+				run.skipped.add(1)
+				return
+			}
+		}
+		if err != nil {
+			run.failed.add(1)
+			top.ctr.errors.Add(1)
+			return
+		}
+		run.written.add(1)
+		top.ctr.backfills.Add(1)
+	})
+	if err == nil {
+		err = scanErr
+	}
+	return err
+}
+
+// warmEach writes the candidates into the tiers above one entry at a time,
+// warmupWorkers at once, through backfillOne.
+func (c *Cache) warmEach(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(warmupWorkers)
+	var scanErr error
+	for key, e := range c.candidates(gctx, p, run, scan, gens, &scanErr) {
+		e.Value = bytes.Clone(e.Value) // the scan may reuse its buffers
+		gen := gens[c.gens.index(key)]
+		g.Go(func() error {
+			o := c.backfillOne(context.WithoutCancel(gctx), found{key: key, entry: e}, p.above, gen, c.clock.Now())
+			switch {
+			case o.written > 0:
+				run.written.add(1)
+			case o.failed:
+				run.failed.add(1)
+			case o.present:
+				run.present.add(1)
+			default:
+				run.skipped.add(1)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		err = scanErr
+	}
+	return err
+}
+
+// durableTier is the first tier below the top that can be scanned, and how
+// to scan it: most recently used first when it can.
+func (c *Cache) durableTier() (int, scanFunc) {
 	for i := 1; i < len(c.tiers); i++ {
-		if s, ok := c.tiers[i].tier.(Scanner); ok {
-			return i, s
+		switch t := c.tiers[i].tier.(type) {
+		case HotScanner:
+			return i, t.ScanHot
+		case Scanner:
+			return i, t.Scan
 		}
 	}
 	return 0, nil
-}
-
-// counterPair counts for one warmup run and for the cache's lifetime stats.
-type counterPair struct {
-	local  atomic.Int64
-	global *atomic.Int64
-}
-
-func (p *counterPair) add(n int64) {
-	p.local.Add(n)
-	p.global.Add(n)
 }

@@ -47,6 +47,9 @@ type Store struct {
 	// scanChunk is how many entries Scan reads per read transaction.
 	scanChunk int
 
+	// touched drops repeated touches of a key (recency.go).
+	touched *touchFilter
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -84,6 +87,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		scanChunk:   1000,
+		touched:     newTouchFilter(),
 	}
 	s.stats.setTotals(0, t)
 	if aside != "" {

@@ -8,12 +8,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The file holds four buckets:
+// The file holds five buckets:
 //
 //	entries  diskKey(key)      → tier.EncodeEntry(e)
 //	written  diskKey(key)      → write number (8 bytes, big endian)
 //	order    write number      → diskKey(key)
-//	meta     "format", "count", "bytes", "next_write" → uint64, big endian
+//	used     use record number → the keys a batch used (see recency.go)
+//	meta     "format", "count", "bytes", "next_write", "next_use",
+//	         "used_keys" → uint64, big endian
 //
 // written and order form the age index the size cap evicts from: the
 // oldest entry is order's first key, found in O(log n) without a scan. A
@@ -29,11 +31,14 @@ var (
 	bucketWritten = []byte("written")
 	bucketOrder   = []byte("order")
 	bucketMeta    = []byte("meta")
+	bucketUsed    = []byte("used")
 
 	metaFormat    = []byte("format")
 	metaCount     = []byte("count")
 	metaBytes     = []byte("bytes")
 	metaNextWrite = []byte("next_write")
+	metaNextUse   = []byte("next_use")
+	metaUsedKeys  = []byte("used_keys")
 )
 
 const (
@@ -99,7 +104,7 @@ func readTotals(tx *bolt.Tx) totals {
 // createLayout creates the buckets of a new file and checks the layout
 // version of an existing one.
 func createLayout(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketEntries, bucketWritten, bucketOrder, bucketMeta} {
+	for _, name := range [][]byte{bucketEntries, bucketWritten, bucketOrder, bucketMeta, bucketUsed} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %q: %w", name, err)
 		}

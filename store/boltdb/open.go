@@ -131,7 +131,7 @@ func checkFile(db *bolt.DB, readOnly bool) (totals, error) {
 		if size := tx.Size(); size > info.Size() {
 			return fmt.Errorf("file is %d bytes, its meta page says %d: truncated", info.Size(), size)
 		}
-		for _, name := range [][]byte{bucketEntries, bucketWritten, bucketOrder, bucketMeta} {
+		for _, name := range [][]byte{bucketEntries, bucketWritten, bucketOrder, bucketMeta, bucketUsed} {
 			if b := tx.Bucket(name); b != nil {
 				c := b.Cursor()
 				c.First()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,8 +203,11 @@ func writeValidFile(t *testing.T, n int) (string, int64) {
 
 func TestCorruptFile(t *testing.T) {
 	t.Parallel()
+	var mu sync.Mutex // the subtests run in parallel
 	rng := rand.New(rand.NewPCG(1, 2))
 	garbage := func(n int) []byte {
+		mu.Lock()
+		defer mu.Unlock()
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(rng.Uint32())

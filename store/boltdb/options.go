@@ -16,6 +16,7 @@ const (
 	DefaultQueueSize     = 10000
 	DefaultBatchSize     = 4096
 	DefaultFlushInterval = 10 * time.Millisecond
+	DefaultRecencyLog    = 1_000_000
 )
 
 // An Option configures Open. Options given values they cannot use make Open
@@ -36,6 +37,7 @@ type options struct {
 	clock         tier.Clock
 	noSync        bool
 	readOnly      bool
+	recencyLog    int
 }
 
 func defaultOptions() options {
@@ -46,6 +48,7 @@ func defaultOptions() options {
 		queueSize:     DefaultQueueSize,
 		batchSize:     DefaultBatchSize,
 		flushInterval: DefaultFlushInterval,
+		recencyLog:    DefaultRecencyLog,
 		clock:         systemClock{},
 	}
 }
@@ -181,6 +184,24 @@ func WithFlushInterval(d time.Duration) Option {
 			return invalid("WithFlushInterval(%s): negative interval", d)
 		}
 		o.flushInterval = d
+		return nil
+	}
+}
+
+// WithRecencyLog sets how many key uses (writes, and reads that found the
+// key in the file) the use log keeps, so that ScanHot lists the entries
+// used most recently first; older uses are forgotten. It costs about
+// len(key)+1 bytes of disk per use kept, and ScanHot about 20 bytes of
+// memory per use while it runs. Size it to the working set: a warmup
+// sends the keys of the log first, then everything else. Zero turns the
+// log off, and ScanHot lists only queued writes first. The default is
+// DefaultRecencyLog.
+func WithRecencyLog(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return invalid("WithRecencyLog(%d): negative size", n)
+		}
+		o.recencyLog = n
 		return nil
 	}
 }

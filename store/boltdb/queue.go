@@ -47,6 +47,14 @@ type writeQueue struct {
 	// pendingN mirrors len(pending) so that reads can skip the lock when
 	// nothing is pending, the usual case for a read-mostly cache.
 	pendingN atomic.Int64
+
+	// touches are keys read from the file, for the use log (recency.go).
+	// They hold no value and nobody waits for them: at most valueLimit
+	// are kept, the rest dropped, and they ride with the next batch of
+	// writes or go alone at most once per touchDelay. They have a lock of
+	// their own so that reads never wait on writes for it.
+	touchMu sync.Mutex
+	touches map[string]struct{}
 }
 
 // pendingWrite is the newest write to one key that is not yet on disk.
@@ -63,10 +71,12 @@ type write struct {
 	seq    uint64
 }
 
-// batch is a run of writes taken from the FIFO, ending at FIFO position end.
+// batch is a run of writes taken from the FIFO, ending at FIFO position
+// end, and the touches taken with it.
 type batch struct {
-	writes []write
-	end    uint64
+	writes  []write
+	end     uint64
+	touches []string
 }
 
 // batchFailure remembers the FIFO positions (from, to] of the last batch
@@ -82,6 +92,7 @@ func newWriteQueue(queueSize, batchSize int) *writeQueue {
 		keyLimit:   2 * queueSize,
 		batchSize:  batchSize,
 		pending:    make(map[string]pendingWrite),
+		touches:    make(map[string]struct{}),
 		changed:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 	}
@@ -282,22 +293,65 @@ func (q *writeQueue) snapshot() map[string][]byte {
 	return m
 }
 
+// touch queues key for the use log. It reports false when the queue of
+// touches is full and key was dropped.
+func (q *writeQueue) touch(key string) bool {
+	q.touchMu.Lock()
+	defer q.touchMu.Unlock()
+	if _, ok := q.touches[key]; ok {
+		return true
+	}
+	if len(q.touches) >= q.valueLimit {
+		return false
+	}
+	q.touches[key] = struct{}{}
+	if n := len(q.touches); n == 1 || n == q.batchSize {
+		q.signal()
+	}
+	return true
+}
+
+// takeTouches removes up to max touches and returns them.
+func (q *writeQueue) takeTouches(max int) []string {
+	q.touchMu.Lock()
+	defer q.touchMu.Unlock()
+	var keys []string
+	for k := range q.touches {
+		if len(keys) == max {
+			break
+		}
+		keys = append(keys, k)
+		delete(q.touches, k)
+	}
+	return keys
+}
+
 // ready reports whether the writer should commit without waiting longer.
 func (q *writeQueue) ready() bool {
 	q.mu.Lock()
+	urgent := q.urgent || len(q.fifo) >= q.batchSize
+	q.mu.Unlock()
+	return urgent || q.touchDepth() >= q.batchSize
+}
+
+// hasWrites reports whether writes, not only touches, wait for the writer.
+func (q *writeQueue) hasWrites() bool {
+	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.urgent || len(q.fifo) >= q.batchSize
+	return len(q.fifo) > 0
 }
 
 // take removes up to max keys from the head of the FIFO and returns their
-// writes. Their overlay entries stay until finish.
+// writes, with up to max touches. The writes' overlay entries stay until
+// finish; a batch of touches alone needs no finish.
 func (q *writeQueue) take(max int) batch {
+	b := batch{touches: q.takeTouches(max)}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(max, len(q.fifo))
 	if n == 0 {
 		q.urgent = false
-		return batch{}
+		return b
 	}
 	writes := make([]write, n)
 	for i, key := range q.fifo[:n] {
@@ -315,7 +369,8 @@ func (q *writeQueue) take(max int) batch {
 	}
 	q.taken += uint64(n)
 	q.broadcast() // room for waiting deletes
-	return batch{writes: writes, end: q.taken}
+	b.writes, b.end = writes, q.taken
+	return b
 }
 
 // finish records the outcome of committing b. On success, or on failure
@@ -401,4 +456,11 @@ func (q *writeQueue) depth() (queued, pending int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.fifo), len(q.pending)
+}
+
+// touchDepth returns the number of touches waiting for the writer.
+func (q *writeQueue) touchDepth() int {
+	q.touchMu.Lock()
+	defer q.touchMu.Unlock()
+	return len(q.touches)
 }

@@ -14,7 +14,8 @@ import (
 
 // Get returns the entry stored for key, expired or not: the chain decides
 // freshness. A write or delete still in the queue is seen at once, before
-// it reaches the file. A key with no entry returns an error wrapping
+// it reaches the file. A hit in the file counts as a use of the key for
+// eviction and ScanHot (see Recency in recency.go); it never writes. A key with no entry returns an error wrapping
 // tier.ErrMiss; a stored record that is not an envelope, an error wrapping
 // tier.ErrBadEnvelope (the GC deletes such records).
 func (s *Store) Get(ctx context.Context, key string) (tier.Entry, error) {
@@ -54,6 +55,7 @@ func (s *Store) Get(ctx context.Context, key string) (tier.Entry, error) {
 	case !found:
 		return tier.Entry{}, errMiss
 	}
+	s.used(key)
 	return e, nil
 }
 
@@ -78,6 +80,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 	if len(rest) == 0 {
 		return found, nil
 	}
+	hits := make([]string, 0, len(rest))
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if b == nil {
@@ -100,11 +103,15 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 				continue
 			}
 			found[key] = e
+			hits = append(hits, key)
 		}
 		return nil
 	})
 	if err != nil {
 		errs = append(errs, s.readError("get multi", fmt.Sprintf("%d keys", len(rest)), err))
+	}
+	if len(hits) > 0 {
+		s.used(hits...)
 	}
 	return found, errors.Join(errs...)
 }

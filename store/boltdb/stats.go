@@ -12,6 +12,8 @@ type stats struct {
 	batchesWritten atomic.Int64
 	entriesWritten atomic.Int64
 	deletesWritten atomic.Int64
+	touchesWritten atomic.Int64
+	touchesDropped atomic.Int64
 	gcDeleted      atomic.Int64
 	gcRuns         atomic.Int64
 	gcBatches      atomic.Int64
@@ -56,6 +58,9 @@ func (st *stats) overCap(maxEntries int, maxBytes int64) bool {
 //	batches_written  write transactions committed by the writer, one fsync each
 //	entries_written  values written to the file
 //	deletes_written  deletes applied to the file
+//	touches_queued   keys read from the file waiting to be written to the use log
+//	touches_written  such keys written to the use log (see WithRecencyLog)
+//	touches_dropped  reads not logged because the queue of touches was full
 //	dropped          Set values not queued because the queue was full
 //	write_errors     batches that failed to commit (their writes are retried as deletes)
 //	gc_runs          GC passes, background and RunGC
@@ -76,6 +81,9 @@ func (s *Store) Counters() map[string]int64 {
 		"batches_written": st.batchesWritten.Load(),
 		"entries_written": st.entriesWritten.Load(),
 		"deletes_written": st.deletesWritten.Load(),
+		"touches_queued":  int64(s.q.touchDepth()),
+		"touches_written": st.touchesWritten.Load(),
+		"touches_dropped": st.touchesDropped.Load(),
 		"dropped":         st.dropped.Load(),
 		"write_errors":    st.writeErrors.Load(),
 		"gc_runs":         st.gcRuns.Load(),

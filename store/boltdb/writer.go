@@ -62,12 +62,22 @@ func (s *Store) writeUntilClosed() (closed bool) {
 }
 
 // gatherBatch waits for a full batch, a Flush, Close or the flush interval,
-// whichever comes first.
+// whichever comes first. When only touches wait (see recency.go), it waits
+// touchDelay instead, so that reads alone cost at most one commit that
+// often; a write that arrives meanwhile waits no longer than usual.
 func (s *Store) gatherBatch() {
-	if s.opts.flushInterval <= 0 || s.q.ready() {
+	if s.q.ready() {
 		return
 	}
-	t := time.NewTimer(s.opts.flushInterval)
+	writes := s.q.hasWrites()
+	wait := s.opts.flushInterval
+	if !writes {
+		wait = max(wait, touchDelay)
+	}
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -78,6 +88,13 @@ func (s *Store) gatherBatch() {
 		case <-s.q.wake:
 			if s.q.ready() {
 				return
+			}
+			if !writes && s.q.hasWrites() {
+				writes = true
+				if s.opts.flushInterval <= 0 {
+					return
+				}
+				t.Reset(s.opts.flushInterval)
 			}
 		}
 	}
@@ -102,11 +119,13 @@ func (s *Store) writeQueued(requeue bool) error {
 	var errs []error
 	for {
 		b := s.q.take(s.opts.batchSize)
-		if len(b.writes) == 0 {
+		if len(b.writes) == 0 && len(b.touches) == 0 {
 			return errors.Join(errs...)
 		}
-		err := s.commit(b.writes)
-		s.q.finish(b, err, requeue)
+		err := s.commit(b.writes, b.touches)
+		if len(b.writes) > 0 {
+			s.q.finish(b, err, requeue)
+		}
 		if err != nil {
 			if requeue {
 				return err
@@ -116,13 +135,14 @@ func (s *Store) writeQueued(requeue bool) error {
 	}
 }
 
-// commit applies writes, and the evictions the size cap asks for, in one
-// bbolt transaction: one commit, one fsync. A panic inside is recovered
-// and returned as an error, so the writer keeps running.
-func (s *Store) commit(writes []write) (err error) {
+// commit applies writes, then touches, and the evictions the size cap
+// asks for, in one bbolt transaction: one commit, one fsync. A panic
+// inside is recovered and returned as an error, so the writer keeps
+// running.
+func (s *Store) commit(writes []write, touches []string) (err error) {
 	var (
-		puts, deletes, evicted, txid int
-		after                        totals
+		puts, deletes, moved, evicted, txid int
+		after                               totals
 	)
 	err = s.update(func(tx *bolt.Tx) error {
 		l, err := openLayout(tx)
@@ -143,6 +163,9 @@ func (s *Store) commit(writes []write) (err error) {
 			}
 			puts++
 		}
+		if moved, err = logUses(tx, writes, touches, s.opts.recencyLog); err != nil {
+			return fmt.Errorf("log uses: %w", err)
+		}
 		// Evicting as many entries as the batch added keeps the file at
 		// the cap in steady state; gcBatch more shrinks it gradually after
 		// the cap was lowered.
@@ -159,6 +182,7 @@ func (s *Store) commit(writes []write) (err error) {
 	s.stats.batchesWritten.Add(1)
 	s.stats.entriesWritten.Add(int64(puts))
 	s.stats.deletesWritten.Add(int64(deletes))
+	s.stats.touchesWritten.Add(int64(moved))
 	s.stats.evicted.Add(int64(evicted))
 	s.stats.setTotals(txid, after)
 	return nil

@@ -17,6 +17,10 @@ import (
 // to the pool afterwards and stay open for the life of the process. After
 // Close, connSet refuses to dial, so nothing can reopen.
 //
+// It also counts the connections open to each address, for the per-node
+// stats, and can close those of one address when its node leaves the
+// cluster.
+//
 // connSet is safe for concurrent use.
 type connSet struct {
 	dialer net.Dialer
@@ -24,10 +28,11 @@ type connSet struct {
 	mu     sync.Mutex
 	closed bool
 	open   map[*trackedConn]struct{}
+	byAddr map[string]int
 }
 
 func newConnSet() *connSet {
-	return &connSet{open: make(map[*trackedConn]struct{})}
+	return &connSet{open: make(map[*trackedConn]struct{}), byAddr: make(map[string]int)}
 }
 
 // DialContext is installed as the gomemcache Client's DialContext. ctx
@@ -40,7 +45,7 @@ func (s *connSet) DialContext(ctx context.Context, network, address string) (net
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: nc, set: s}
+	tc := &trackedConn{Conn: nc, set: s, addr: address}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -48,7 +53,30 @@ func (s *connSet) DialContext(ctx context.Context, network, address string) (net
 		return nil, tier.ErrClosed
 	}
 	s.open[tc] = struct{}{}
+	s.byAddr[address]++
 	return tc, nil
+}
+
+// openTo returns how many connections to address are open.
+func (s *connSet) openTo(address string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byAddr[address]
+}
+
+// closeAddr closes every open connection to address, idle or in use.
+func (s *connSet) closeAddr(address string) {
+	s.mu.Lock()
+	var doomed []*trackedConn
+	for c := range s.open {
+		if c.addr == address {
+			doomed = append(doomed, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range doomed {
+		c.Close()
+	}
 }
 
 func (s *connSet) isClosed() bool {
@@ -63,6 +91,7 @@ func (s *connSet) Close() {
 	s.mu.Lock()
 	open := s.open
 	s.open = nil
+	s.byAddr = nil
 	s.closed = true
 	s.mu.Unlock()
 	for c := range open {
@@ -73,13 +102,20 @@ func (s *connSet) Close() {
 func (s *connSet) forget(c *trackedConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.open[c]; !ok {
+		return // closed by Close, which cleared the counts
+	}
 	delete(s.open, c)
+	if s.byAddr[c.addr]--; s.byAddr[c.addr] == 0 {
+		delete(s.byAddr, c.addr)
+	}
 }
 
 // trackedConn is a net.Conn that leaves its connSet when closed.
 type trackedConn struct {
 	net.Conn
 	set  *connSet
+	addr string
 	once sync.Once
 	err  error
 }
@@ -102,7 +138,7 @@ func (c *trackedConn) Close() error {
 // would cost every caller twice.
 func retried[T any](t *Tier, op func() (T, error)) (T, error) {
 	v, err := op()
-	for i := 0; i <= t.client.MaxIdleConns && staleConn(err) && !t.closed.Load(); i++ {
+	for i := 0; i <= t.maxIdleConns && staleConn(err) && !t.closed.Load(); i++ {
 		t.stats.retries.Add(1)
 		v, err = op()
 	}

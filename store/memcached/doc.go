@@ -43,6 +43,21 @@
 // entries beyond the item size limit, and Add one wrapping
 // tier.ErrNotStored when the key is present.
 //
+// # Clusters
+//
+// Every operation is routed by the Tier itself to one node, each node with
+// its own connection pool, health and counters (NodeStats). A node that
+// fails WithFailureLimit operations in a row is marked down: operations on
+// its keys return ErrNodeDown (an ErrUnavailable) at once, without touching
+// the network, until a background probe after WithRetryTimeout finds it
+// answering. Before it takes traffic again the node deletes the keys whose
+// Set or Delete it missed. WithAutoEject moves a down node's keys to the
+// other nodes instead, with their TTL capped (WithEjectedTTLCap).
+//
+// WithDiscovery follows an ElastiCache cluster through its configuration
+// endpoint; the membership is an immutable snapshot swapped atomically, and
+// an operation works with one snapshot throughout. See docs/cluster.md.
+//
 // # Caveats
 //
 // gomemcache takes no context. The context is checked before any I/O; after
@@ -52,14 +67,13 @@
 // timeout, and a GetMulti whose node trickles items one by one can take
 // longer.
 //
-// Without WithHash or WithDistribution keys are placed as gomemcache does,
-// crc32 modulo the number of nodes in the order given, and weights are
-// ignored. Weights take effect with twemproxy's placement: modula is
-// implemented, and checked against a running nutcracker, for the hashes
-// crc32, crc32a, fnv1_32, fnv1a_32, fnv1_64, fnv1a_64, md5 and
-// one_at_a_time; ketama (twemproxy's default, the ring that keeps most keys
-// in place when a node comes or goes), the other hashes and random make New
-// return ErrUnsupported for now.
+// Without WithHash, WithDistribution or WithHashTag keys are placed as
+// gomemcache does, crc32 modulo the number of nodes in the order given, and
+// weights are ignored. With any of them, keys go where twemproxy (or, with
+// libmemcached_ketama, PHP's memcached extension) puts them: every hash and
+// distribution, weights, node names and hash tags, as package ring
+// reproduces them, checked against a running nutcracker. twemproxy's
+// default, ketama, keeps most keys in place when a node comes or goes.
 //
 // memcached's real item limit is a little below its -I setting, because the
 // key and an item header count against it; the Tier accounts for both (see

@@ -25,13 +25,6 @@ var (
 	// still tells a timeout.
 	ErrUnavailable = errors.New("memcached: server unavailable")
 
-	// ErrUnsupported is returned by New for a hash or distribution that is
-	// a valid twemproxy name but that this package does not yet place keys
-	// with exactly as twemproxy does. Placing keys differently from the
-	// proxy other clients use would split the cache in two, so New refuses
-	// rather than approximates.
-	ErrUnsupported = errors.New("memcached: unsupported")
-
 	// ErrInvalidOption is returned by New for an option value that can never
 	// work (a negative timeout, an unknown hash name...).
 	ErrInvalidOption = errors.New("memcached: invalid option")
@@ -61,4 +54,43 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+var (
+	// ErrNodeDown wraps ErrUnavailable for an operation answered at once,
+	// without touching the network, because the node its key belongs to
+	// has been marked down after repeated failures (see WithFailureLimit).
+	// The chain treats it like any unavailable node: a miss, counted as an
+	// error, answered by the tier below. A Set or Delete answered so is
+	// remembered (up to a limit per node, see NodeStats): the node deletes
+	// the key before it takes traffic again, so it never serves the value
+	// the write replaced.
+	ErrNodeDown = fmt.Errorf("memcached: node marked down: %w", ErrUnavailable)
+
+	// ErrNoServers wraps ErrUnavailable for an operation on a Tier that has
+	// no server to send it to: discovery has not produced a list yet (see
+	// WithDiscoveryRetry).
+	ErrNoServers = fmt.Errorf("memcached: no servers: %w", ErrUnavailable)
+
+	// ErrDiscovery is returned by New when WithDiscovery is given and the
+	// first query of the configuration endpoint fails (unless
+	// WithDiscoveryRetry is on). It wraps the reason.
+	ErrDiscovery = errors.New("memcached: discovery failed")
+)
+
+var (
+	// errRetired fails the dials of a node that has left the cluster.
+	errRetired = fmt.Errorf("memcached: server left the cluster: %w", ErrUnavailable)
+
+	// errUnknownCommand is a configuration endpoint answering ERROR: an
+	// engine too old for "config get cluster".
+	errUnknownCommand = errors.New("server does not know the command")
+)
+
+// serverAnswered reports whether err is a reply from a live server (a
+// SERVER_ERROR line) rather than a failure to reach it. gomemcache passes
+// such lines on either as ErrServerError or quoted in an "unexpected
+// response line" error.
+func serverAnswered(err error) bool {
+	return errors.Is(err, memcache.ErrServerError) || strings.Contains(err.Error(), "SERVER_ERROR")
 }

@@ -16,8 +16,10 @@ func ExampleNew() {
 	mc, err := memcached.New([]string{"127.0.0.1:11211:1", "127.0.0.1:11212:2 cache-b"},
 		memcached.WithTimeout(100*time.Millisecond),
 		memcached.WithKeyPrefix("app1:"),
-		memcached.WithHash("crc32a"),
-		memcached.WithDistribution("modula"))
+		// Place keys as a nutcracker pool with these settings does.
+		memcached.WithHash("fnv1a_64"),
+		memcached.WithDistribution("ketama"),
+		memcached.WithHashTag("{}"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -26,9 +28,9 @@ func ExampleNew() {
 		fmt.Println(s.Addr, s.Weight, s.PlacementName())
 	}
 
-	// twemproxy's default placement, ketama, is not implemented yet.
-	_, err = memcached.New([]string{"127.0.0.1:11211:1"}, memcached.WithDistribution("ketama"))
-	fmt.Println(errors.Is(err, memcached.ErrUnsupported))
+	// A name twemproxy does not know is refused.
+	_, err = memcached.New([]string{"127.0.0.1:11211:1"}, memcached.WithDistribution("rendezvous"))
+	fmt.Println(errors.Is(err, memcached.ErrInvalidOption))
 	// Output:
 	// 127.0.0.1:11211 1 127.0.0.1
 	// 127.0.0.1:11212 2 cache-b

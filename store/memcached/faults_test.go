@@ -61,8 +61,12 @@ func TestServerKilled(t *testing.T) {
 	mc.Kill()
 
 	wantUnavailable(t, tr)
-	if n := tr.Counters()["errors"]; n < 5 {
-		t.Errorf("errors = %d, want at least 5", n)
+	// Get and GetMulti fail on the network and mark the node down; Set,
+	// Add and Delete are then answered without trying.
+	c := tr.Counters()
+	if c["errors"] != DefaultFailureLimit || c["node_down"] != 3 || c["ejections"] != 1 {
+		t.Errorf("errors = %d, node_down = %d, ejections = %d; want %d, 3, 1",
+			c["errors"], c["node_down"], c["ejections"], DefaultFailureLimit)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 )
 
 // TestMain fails the run if a goroutine of this package or of gomemcache
-// outlives the tests: the Tier starts none of its own, and gomemcache's
-// GetMulti must have waited for every per-node goroutine it started.
+// outlives the tests: Close must have stopped a Tier's health and
+// discovery goroutines, and GetMulti must have waited for every per-node
+// goroutine it started.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -17,16 +17,30 @@ import (
 //
 // Every key is accepted (see the key encoding in key.go); every failure to
 // reach a node comes back as an error wrapping ErrUnavailable, which the
-// chain counts and treats as a miss.
+// chain counts and treats as a miss. The Tier's background goroutines
+// (the health prober, and the discovery poller with WithDiscovery) are
+// stopped by Close.
 type Tier struct {
-	client      *memcache.Client
-	conns       *connSet
-	keys        keyCodec
-	maxItemSize int
-	clock       tier.Clock
-	servers     []Server
-	closed      atomic.Bool
-	stats       counters
+	cfg     config
+	conns   *connSet
+	keys    keyCodec
+	members membership
+	// selector is the current placement (a clusterSelector), for code
+	// with connections of its own.
+	selector memcache.ServerSelector
+
+	// Shorthands for cfg fields the hot paths read.
+	maxIdleConns int
+	clock        tier.Clock
+
+	bgCtx  context.Context // ends when Close begins
+	stopBG context.CancelFunc
+	bg     sync.WaitGroup
+	wake   chan struct{} // a node went down
+
+	closed atomic.Bool
+	stats  counters
+	cold   coldStart // restart detection and bulk adds (coldstart.go)
 }
 
 var (
@@ -38,9 +52,11 @@ var (
 
 // New returns a Tier over servers, each in nutcracker.yml's form
 // "host:port[:weight] [name]" (see ParseServer). At least one server is
-// required unless WithSelector supplies the placement. New resolves the
-// addresses but does not connect: a node that is down shows up as
-// ErrUnavailable from the operations, not as an error here.
+// required unless WithSelector supplies the placement or WithDiscovery
+// finds the servers. New resolves the addresses but does not connect to
+// them: a node that is down shows up as ErrUnavailable from the
+// operations, not as an error here. With WithDiscovery, New asks the
+// configuration endpoint once (see WithDiscoveryRetry).
 func New(servers []string, opts ...Option) (*Tier, error) {
 	cfg := defaultConfig()
 	for _, opt := range opts {
@@ -52,40 +68,71 @@ func New(servers []string, opts ...Option) (*Tier, error) {
 	if err != nil {
 		return nil, err
 	}
-	selector := cfg.selector
-	switch {
-	case selector != nil && len(parsed) > 0:
-		return nil, fmt.Errorf("%w: WithSelector replaces the server list; pass no servers", ErrInvalidOption)
-	case selector != nil && (cfg.hash != "" || cfg.distribution != ""):
-		return nil, fmt.Errorf("%w: WithSelector cannot be combined with WithHash or WithDistribution", ErrInvalidOption)
-	case selector == nil && len(parsed) == 0:
-		return nil, fmt.Errorf("%w: no servers", ErrBadServer)
-	case selector == nil:
-		if selector, err = newSelector(parsed, cfg.hash, cfg.distribution); err != nil {
+	if err := checkConfig(cfg, parsed); err != nil {
+		return nil, err
+	}
+	t := &Tier{
+		cfg:          cfg,
+		conns:        newConnSet(),
+		keys:         keyCodec{prefix: cfg.keyPrefix},
+		maxIdleConns: cfg.maxIdleConns,
+		clock:        cfg.clock,
+		wake:         make(chan struct{}, 1),
+	}
+	t.selector = clusterSelector{t}
+	t.bgCtx, t.stopBG = context.WithCancel(context.Background())
+	t.stats.discoveryVersion.Store(-1)
+	if err := t.setServers(parsed); err != nil {
+		t.stopBG()
+		return nil, err
+	}
+	if cfg.discovery != nil {
+		if err := t.discover(t.bgCtx); err != nil && !cfg.discovery.retry {
+			t.Close()
 			return nil, err
 		}
+		t.bg.Add(1)
+		go t.discoveryLoop()
 	}
+	t.bg.Add(1)
+	go t.healthLoop()
+	if cfg.restartInterval > 0 {
+		t.startRestartDetection(cfg.restartInterval)
+	}
+	return t, nil
+}
 
-	conns := newConnSet()
-	client := memcache.NewFromSelector(selector)
-	client.Timeout = cfg.timeout
-	client.MaxIdleConns = cfg.maxIdleConns
-	client.DialContext = conns.DialContext
-	return &Tier{
-		client:      client,
-		conns:       conns,
-		keys:        keyCodec{prefix: cfg.keyPrefix},
-		maxItemSize: cfg.maxItemSize,
-		clock:       cfg.clock,
-		servers:     parsed,
-	}, nil
+// checkConfig refuses option combinations that cannot work.
+func checkConfig(cfg config, servers []Server) error {
+	custom := cfg.selector != nil
+	switch {
+	case custom && len(servers) > 0:
+		return fmt.Errorf("%w: WithSelector replaces the server list; pass no servers", ErrInvalidOption)
+	case custom && (cfg.hash != "" || cfg.distribution != "" || cfg.hashTag != ""):
+		return fmt.Errorf("%w: WithSelector cannot be combined with WithHash, WithDistribution or WithHashTag", ErrInvalidOption)
+	case custom && cfg.discovery != nil:
+		return fmt.Errorf("%w: WithSelector cannot be combined with WithDiscovery", ErrInvalidOption)
+	case custom && cfg.autoEject:
+		return fmt.Errorf("%w: WithSelector cannot be combined with WithAutoEject", ErrInvalidOption)
+	case cfg.discovery != nil && cfg.discovery.endpoint == "":
+		return fmt.Errorf("%w: WithDiscoveryRetry needs WithDiscovery", ErrInvalidOption)
+	case !custom && len(servers) == 0 && cfg.discovery == nil:
+		return fmt.Errorf("%w: no servers", ErrBadServer)
+	case !custom && len(servers) == 0:
+		// The placement is built when discovery brings servers; check now
+		// that the hash and distribution can be built at all.
+		_, err := newSelector([]Server{{Addr: "127.0.0.1:11211", Weight: 1}}, cfg.hash, cfg.distribution, cfg.hashTag)
+		return err
+	}
+	return nil
 }
 
 // Name returns "memcached", the tier's name in the chain's stats.
 func (t *Tier) Name() string { return "memcached" }
 
-// Servers returns the parsed server list, in the order given to New.
-func (t *Tier) Servers() []Server { return slices.Clone(t.servers) }
+// Servers returns the current server list: the one given to New, in its
+// order, or the one discovery found last.
+func (t *Tier) Servers() []Server { return t.members.current.Load().servers() }
 
 // Counters implements tier.Counter. The keys are:
 //
@@ -100,21 +147,61 @@ func (t *Tier) Servers() []Server { return slices.Clone(t.servers) }
 //	not_stored       Add calls that found the key present
 //	expired_skipped  Set and Add of an entry that had already expired
 //	retries          operations tried again after a stale pooled connection
-func (t *Tier) Counters() map[string]int64 { return t.stats.snapshot() }
+//	node_down        operations answered at once with ErrNodeDown or
+//	                 ErrNoServers, without touching the network
+//	ejections        times a node was marked down
+//	ttl_capped       writes to a substitute node whose TTL was cut to the
+//	                 ejected TTL cap (auto-eject)
+//	placement_errors placements auto-eject could not rebuild (a host name
+//	                 that no longer resolves); the old one stays
+//	background_panics panics recovered in the health or discovery goroutine
+//
+// With WithDiscovery, also:
+//
+//	discovery_polls   queries of the configuration endpoint
+//	discovery_errors  queries that failed, or whose reply was unusable
+//	discovery_updates server lists put in place
+//	discovery_version version of the list in place; -1 before the first
+//
+// Bulk adds and restart detection (WithRestartDetection) add:
+//
+//	bulk_sent, bulk_batches  adds and batches written by AddBulk
+//	restart_checks           checks of a node for a restart
+//	restart_check_errors     the checks that could not get an answer
+//	restarts_detected        nodes found running as a new process
+//	flushes_detected         nodes found flushed (the sentinel key gone)
+//	restarts_dropped         restarts not reported: nobody read Restarts
+//	restart_panics           panics recovered in restart detection
+//
+// NodeStats breaks most of these down per server.
+func (t *Tier) Counters() map[string]int64 {
+	m := t.stats.snapshot()
+	if t.cfg.discovery != nil {
+		t.stats.discoverySnapshot(m)
+	}
+	t.cold.addCounters(m)
+	return m
+}
 
-// Close closes every connection, idle or in use (an operation in flight
-// fails with ErrUnavailable), after which every method returns
-// tier.ErrClosed. Closing twice is not an error.
+// Close stops the Tier's goroutines and closes every connection, idle or
+// in use (an operation in flight fails with ErrUnavailable), after which
+// every method returns tier.ErrClosed. Closing twice is not an error.
 func (t *Tier) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
+	t.stopBG()
 	t.conns.Close()
+	t.bg.Wait()
+	for _, n := range t.members.current.Load().nodes() {
+		n.client.Close()
+	}
 	return nil
 }
 
 // Get implements tier.Tier. A key memcached does not hold, or holds under a
 // value this package did not write, returns an error wrapping tier.ErrMiss.
+// A key whose node is down returns ErrNodeDown at once.
 //
 // gomemcache takes no context: ctx is checked before any I/O, and from then
 // on the call is bounded by the timeout (see WithTimeout).
@@ -123,33 +210,42 @@ func (t *Tier) Get(ctx context.Context, key string) (tier.Entry, error) {
 		return tier.Entry{}, err
 	}
 	wire, hashed := t.encodeKey(key)
-	it, err := retried(t, func() (*memcache.Item, error) { return t.client.Get(wire) })
+	r, err := t.route(wire)
+	if err != nil {
+		return tier.Entry{}, t.unroutable("get", err)
+	}
+	n := r.owner
+	if !n.isUp() {
+		return tier.Entry{}, t.skip(n)
+	}
+	it, err := send(t, n, func(c *memcache.Client) (*memcache.Item, error) { return c.Get(wire) })
 	if errors.Is(err, memcache.ErrCacheMiss) {
-		t.stats.misses.Add(1)
+		t.miss(n, 1)
 		return tier.Entry{}, errMiss
 	}
 	if err != nil {
-		return tier.Entry{}, t.fail("get", err)
+		return tier.Entry{}, t.nodeFail("get", n, err)
 	}
 	if it.Key != wire {
 		// gomemcache hands back whatever item the server sent.
-		return tier.Entry{}, t.fail("get", fmt.Errorf("server answered with key %q", it.Key))
+		return tier.Entry{}, t.nodeFail("get", n, fmt.Errorf("server answered with key %q", it.Key))
 	}
 	e, err := decodeItem(key, hashed, it)
 	if err != nil {
 		t.stats.decodeErrors.Add(1)
-		t.stats.misses.Add(1)
+		t.miss(n, 1)
 		return tier.Entry{}, fmt.Errorf("memcached: get: %w: %w", tier.ErrMiss, err)
 	}
-	t.stats.hits.Add(1)
+	t.hit(n, 1)
 	return e, nil
 }
 
 // GetMulti implements tier.MultiGetter with one multi-get per node, run in
-// parallel by gomemcache. Every key is encoded to a legal memcached key, so
-// no single key can fail the batch (gomemcache refuses a whole batch over
-// one malformed key). When a node fails, the entries found on the others
-// are returned together with an error wrapping ErrUnavailable.
+// parallel. Every key is encoded to a legal memcached key, so no single
+// key can fail the batch (gomemcache refuses a whole batch over one
+// malformed key). The keys of a node that is down are not asked for. When
+// a node fails or is down, the entries found on the others are returned
+// together with an error wrapping ErrUnavailable.
 func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Entry, error) {
 	if err := t.ready(ctx, "get multi"); err != nil {
 		return nil, err
@@ -159,64 +255,139 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 		hashed bool
 	}
 	byWire := make(map[string]request, len(keys))
-	wires := make([]string, 0, len(keys))
+	snap := t.members.current.Load()
+	var (
+		groups []*nodeBatch
+		byNode = make(map[*node]*nodeBatch)
+		errs   []error
+	)
 	for _, key := range keys {
 		wire, hashed := t.encodeKey(key)
 		if _, dup := byWire[wire]; dup {
 			continue
 		}
 		byWire[wire] = request{key, hashed}
-		wires = append(wires, wire)
-	}
-	found := make(map[string]tier.Entry, len(wires))
-	if len(wires) == 0 {
-		return found, nil
-	}
-	items, err := retried(t, func() (map[string]*memcache.Item, error) { return t.client.GetMulti(wires) })
-	for wire, it := range items {
-		req, asked := byWire[wire]
-		if !asked {
-			continue // a confused server sent a key nobody asked for
-		}
-		e, derr := decodeItem(req.key, req.hashed, it)
-		if derr != nil {
-			t.stats.decodeErrors.Add(1)
+		r, err := snap.route(wire)
+		if err != nil {
+			if len(errs) == 0 {
+				errs = append(errs, t.unroutable("get multi", err)) // once per call
+			}
 			continue
 		}
-		found[req.key] = e
+		b := byNode[r.owner]
+		if b == nil {
+			b = &nodeBatch{node: r.owner}
+			byNode[r.owner] = b
+			groups = append(groups, b)
+		}
+		b.wires = append(b.wires, wire)
 	}
-	t.stats.hits.Add(int64(len(found)))
-	t.stats.misses.Add(int64(len(wires) - len(found)))
-	if err != nil {
-		return found, t.fail("get multi", err)
+	t.fetch(groups)
+
+	found := make(map[string]tier.Entry, len(byWire))
+	for _, b := range groups {
+		hits := 0
+		for wire, it := range b.items {
+			req, asked := byWire[wire]
+			if !asked {
+				continue // a confused server sent a key nobody asked for
+			}
+			e, derr := decodeItem(req.key, req.hashed, it)
+			if derr != nil {
+				t.stats.decodeErrors.Add(1)
+				continue
+			}
+			found[req.key] = e
+			hits++
+		}
+		t.hit(b.node, hits)
+		if !b.skipped {
+			t.miss(b.node, len(b.wires)-hits)
+		}
+		if b.err != nil {
+			errs = append(errs, b.err)
+		}
 	}
-	return found, nil
+	return found, errors.Join(errs...)
+}
+
+// nodeBatch is the part of a GetMulti that goes to one node.
+type nodeBatch struct {
+	node    *node
+	wires   []string
+	items   map[string]*memcache.Item
+	err     error
+	skipped bool // the node was down: counted in node_down, not as misses
+}
+
+// fetch runs the multi-gets of a GetMulti, one per node and in parallel,
+// skipping the nodes that are down. It returns when all have finished.
+func (t *Tier) fetch(batches []*nodeBatch) {
+	one := func(b *nodeBatch) {
+		if !b.node.isUp() {
+			b.err, b.skipped = t.skip(b.node), true
+			return
+		}
+		items, err := send(t, b.node, func(c *memcache.Client) (map[string]*memcache.Item, error) {
+			return c.GetMulti(b.wires)
+		})
+		b.items = items
+		if err != nil {
+			b.err = t.nodeFail("get multi", b.node, err)
+		}
+	}
+	if len(batches) == 1 {
+		one(batches[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, b := range batches {
+		wg.Go(func() { one(b) })
+	}
+	wg.Wait()
 }
 
 // Set implements tier.Tier. An entry that has already expired is not
 // stored, and the key is deleted so that no older value stays behind; so
 // is an entry too large for the servers, and Set then returns an error
-// wrapping tier.ErrTooLarge.
+// wrapping tier.ErrTooLarge. A key whose node is down returns ErrNodeDown
+// at once; the node deletes the key before it takes traffic again.
 func (t *Tier) Set(ctx context.Context, key string, e tier.Entry) error {
 	if err := t.ready(ctx, "set"); err != nil {
 		return err
 	}
 	wire, hashed := t.encodeKey(key)
-	exp, live := expiration(t.clock.Now(), e.Expires)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("set", err)
+	}
+	now := t.clock.Now()
+	if r.substitute() {
+		e = t.capTTL(e, now)
+	}
+	exp, live := expiration(now, e.Expires)
 	if !live {
 		t.stats.expiredSkipped.Add(1)
-		return t.remove("set", wire)
+		return t.remove("set", r, wire)
 	}
 	it := newItem(key, wire, hashed, e, exp)
 	if err := t.checkSize("set", it); err != nil {
-		return errors.Join(err, t.remove("set", wire))
+		return errors.Join(err, t.remove("set", r, wire))
 	}
-	_, err := retried(t, func() (struct{}, error) { return struct{}{}, t.client.Set(it) })
+	if r.substitute() {
+		t.invalidateHome(r.home, wire)
+	}
+	n := r.owner
+	if n.skipWrite(wire) {
+		return t.skip(n)
+	}
+	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Set(it) })
 	if serverTooLarge(err) {
-		return errors.Join(t.tooLarge("set", err), t.remove("set", wire))
+		return errors.Join(t.tooLarge("set", err), t.remove("set", r, wire))
 	}
 	if err != nil {
-		return t.fail("set", err)
+		n.remember(wire)
+		return t.nodeFail("set", n, err)
 	}
 	return nil
 }
@@ -231,7 +402,15 @@ func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
 		return err
 	}
 	wire, hashed := t.encodeKey(key)
-	exp, live := expiration(t.clock.Now(), e.Expires)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("add", err)
+	}
+	now := t.clock.Now()
+	if r.substitute() {
+		e = t.capTTL(e, now)
+	}
+	exp, live := expiration(now, e.Expires)
 	if !live {
 		t.stats.expiredSkipped.Add(1)
 		return nil
@@ -240,7 +419,11 @@ func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
 	if err := t.checkSize("add", it); err != nil {
 		return err
 	}
-	_, err := retried(t, func() (struct{}, error) { return struct{}{}, t.client.Add(it) })
+	n := r.owner
+	if !n.isUp() {
+		return t.skip(n)
+	}
+	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Add(it) })
 	switch {
 	case err == nil:
 		return nil
@@ -250,17 +433,23 @@ func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
 	case serverTooLarge(err):
 		return t.tooLarge("add", err)
 	default:
-		return t.fail("add", err)
+		return t.nodeFail("add", n, err)
 	}
 }
 
-// Delete implements tier.Tier.
+// Delete implements tier.Tier. A key whose node is down returns
+// ErrNodeDown at once; the node deletes the key before it takes traffic
+// again.
 func (t *Tier) Delete(ctx context.Context, key string) error {
 	if err := t.ready(ctx, "delete"); err != nil {
 		return err
 	}
 	wire, _ := t.encodeKey(key)
-	return t.remove("delete", wire)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("delete", err)
+	}
+	return t.remove("delete", r, wire)
 }
 
 // ready returns why an operation must not start: the Tier is closed or the
@@ -283,29 +472,103 @@ func (t *Tier) encodeKey(key string) (wire string, hashed bool) {
 	return wire, hashed
 }
 
+// route returns the nodes for wire in the current membership.
+func (t *Tier) route(wire string) (route, error) {
+	return t.members.current.Load().route(wire)
+}
+
+// send runs op on n's client, retrying stale connections, and counts it.
+func send[T any](t *Tier, n *node, op func(*memcache.Client) (T, error)) (T, error) {
+	n.stats.requests.Add(1)
+	v, err := retried(t, func() (T, error) { return op(n.client) })
+	t.observe(n, err)
+	return v, err
+}
+
 // remove deletes a wire key; a key that is not there is not an error.
-func (t *Tier) remove(op string, wire string) error {
-	_, err := retried(t, func() (struct{}, error) { return struct{}{}, t.client.Delete(wire) })
+func (t *Tier) remove(op string, r route, wire string) error {
+	if r.substitute() {
+		t.invalidateHome(r.home, wire)
+	}
+	n := r.owner
+	if n.skipWrite(wire) {
+		return t.skip(n)
+	}
+	_, err := send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Delete(wire) })
 	if err == nil || errors.Is(err, memcache.ErrCacheMiss) {
 		return nil
 	}
-	return t.fail(op, err)
+	n.remember(wire)
+	return t.nodeFail(op, n, err)
+}
+
+// invalidateHome makes sure that the node a key belongs to will not serve
+// an old value of it, when a write of the key went to a substitute: a down
+// node remembers to delete the key before it returns; a node that is up
+// (the placement is being rebuilt, or modula moved the key) deletes it
+// now. The caller's own write decides the operation's outcome.
+func (t *Tier) invalidateHome(home *node, wire string) {
+	if home.skipWrite(wire) {
+		return
+	}
+	_, err := send(t, home, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Delete(wire) })
+	if err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+		home.remember(wire)
+		home.stats.errors.Add(1)
+	}
 }
 
 // checkSize refuses an item memcached would refuse for its size (see
 // itemOverhead), so that it is never sent.
 func (t *Tier) checkSize(op string, it *memcache.Item) error {
 	size := len(it.Key) + len(it.Value) + itemOverhead
-	if size <= t.maxItemSize {
+	if size <= t.cfg.maxItemSize {
 		return nil
 	}
 	return t.tooLarge(op, fmt.Errorf("%d-byte value and %d-byte key need %d bytes, the item size limit is %d",
-		len(it.Value), len(it.Key), size, t.maxItemSize))
+		len(it.Value), len(it.Key), size, t.cfg.maxItemSize))
 }
 
 func (t *Tier) tooLarge(op string, cause error) error {
 	t.stats.tooLarge.Add(1)
 	return fmt.Errorf("memcached: %s: %w: %w", op, tier.ErrTooLarge, cause)
+}
+
+func (t *Tier) hit(n *node, keys int) {
+	t.stats.hits.Add(int64(keys))
+	n.stats.hits.Add(int64(keys))
+}
+
+func (t *Tier) miss(n *node, keys int) {
+	t.stats.misses.Add(int64(keys))
+	n.stats.misses.Add(int64(keys))
+}
+
+// skip answers an operation on a node that is down, without touching the
+// network.
+func (t *Tier) skip(n *node) error {
+	t.stats.nodeDown.Add(1)
+	n.stats.skipped.Add(1)
+	return n.downErr
+}
+
+// unroutable answers an operation that has no node to go to.
+func (t *Tier) unroutable(op string, err error) error {
+	if errors.Is(err, ErrNoServers) {
+		t.stats.nodeDown.Add(1)
+		return fmt.Errorf("memcached: %s: %w", op, err)
+	}
+	return t.fail(op, err)
+}
+
+// nodeFail counts a failure to talk to node n and wraps it in
+// ErrUnavailable.
+func (t *Tier) nodeFail(op string, n *node, err error) error {
+	n.stats.errors.Add(1)
+	if isTimeout(err) {
+		n.stats.timeouts.Add(1)
+	}
+	return t.fail(op+" "+n.key, err)
 }
 
 // fail counts a failure to talk to memcached and wraps it in

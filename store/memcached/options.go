@@ -44,16 +44,29 @@ type config struct {
 	keyPrefix    string
 	hash         string
 	distribution string
+	hashTag      string // WithHashTag, in selector.go
 	selector     memcache.ServerSelector
 	clock        tier.Clock
+
+	// Node health (health.go) and discovery (discovery.go).
+	failureLimit  int32
+	retryTimeout  time.Duration
+	autoEject     bool
+	ejectedTTLCap time.Duration
+	discovery     *discoveryConfig
+
+	restartInterval time.Duration // restart.go; 0 is off
 }
 
 func defaultConfig() config {
 	return config{
-		timeout:      DefaultTimeout,
-		maxIdleConns: DefaultMaxIdleConns,
-		maxItemSize:  DefaultMaxItemSize,
-		clock:        systemClock{},
+		timeout:       DefaultTimeout,
+		maxIdleConns:  DefaultMaxIdleConns,
+		maxItemSize:   DefaultMaxItemSize,
+		clock:         systemClock{},
+		failureLimit:  DefaultFailureLimit,
+		retryTimeout:  DefaultRetryTimeout,
+		ejectedTTLCap: DefaultEjectedTTLCap,
 	}
 }
 
@@ -112,9 +125,8 @@ func WithKeyPrefix(p string) Option {
 
 // WithHash names the twemproxy hash that places keys on nodes: one of
 // one_at_a_time, md5, crc16, crc32, crc32a, fnv1_64, fnv1a_64, fnv1_32,
-// fnv1a_32, hsieh, murmur, jenkins. An unknown name is an invalid option;
-// a known name this package cannot yet reproduce exactly makes New return
-// ErrUnsupported. Without WithDistribution the distribution is ketama,
+// fnv1a_32, hsieh, murmur, jenkins (see package ring). An unknown name is
+// an invalid option. Without WithDistribution the distribution is ketama,
 // twemproxy's default.
 func WithHash(name string) Option {
 	return func(c *config) error {
@@ -126,10 +138,11 @@ func WithHash(name string) Option {
 	}
 }
 
-// WithDistribution names the twemproxy distribution: ketama, modula or
-// random. Only modula is implemented so far; the others make New return
-// ErrUnsupported. Without WithHash the hash is fnv1a_64, twemproxy's
-// default.
+// WithDistribution names the twemproxy distribution, ketama, modula or
+// random, or libmemcached_ketama, the weighted ketama of PHP's memcached
+// extension with OPT_LIBKETAMA_COMPATIBLE (see package ring). Without
+// WithHash the hash is fnv1a_64, twemproxy's default, or md5 under
+// libmemcached_ketama.
 func WithDistribution(name string) Option {
 	return func(c *config) error {
 		if !validName(name, knownDistributions) {

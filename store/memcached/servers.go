@@ -1,19 +1,17 @@
 package memcached
 
 import (
-	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/tiercache/tiercache/store/memcached/ring"
 )
 
-// maxWeight bounds a server's weight. twemproxy sets no limit, but weights
-// are relative shares, and a bound keeps the sum of any realistic pool's
-// weights far from overflowing the 32-bit arithmetic twemproxy places keys
-// with.
-const maxWeight = 1<<16 - 1
+// maxWeight bounds a server's weight (see ring.MaxWeight).
+const maxWeight = ring.MaxWeight
 
 // Server is one memcached node as written in a nutcracker.yml server list.
 type Server struct {
@@ -32,26 +30,11 @@ type Server struct {
 // is one, otherwise the address, without the port when it is memcached's
 // default 11211 (libmemcached's convention, which twemproxy keeps).
 // twemproxy orders a pool's servers by this name before placing keys, and
-// its ketama ring hashes it.
-func (s Server) PlacementName() string {
-	if s.Name != "" {
-		return s.Name
-	}
-	if host, ok := strings.CutSuffix(s.Addr, ":11211"); ok {
-		return host
-	}
-	return s.Addr
-}
+// its ketama ring hashes it. See ring.PlacementName.
+func (s Server) PlacementName() string { return ring.PlacementName(s.node()) }
 
-// comparePlacementNames orders servers as twemproxy sorts a pool: shorter
-// names first, equal lengths byte by byte.
-func comparePlacementNames(a, b Server) int {
-	x, y := a.PlacementName(), b.PlacementName()
-	if len(x) != len(y) {
-		return cmp.Compare(len(x), len(y))
-	}
-	return strings.Compare(x, y)
-}
+// node returns s as package ring knows it.
+func (s Server) node() ring.Node { return ring.Node{Addr: s.Addr, Weight: s.Weight, Name: s.Name} }
 
 // String returns s in the form ParseServer reads: "host:port:weight[ name]".
 func (s Server) String() string {
