@@ -28,7 +28,9 @@
 // overwrites instead of adding, a warmup with nothing to scan), so
 // InstrumentTier returns a value with exactly the optional interfaces of
 // the tier it wraps, among tier.Adder, tier.MultiGetter, tier.Scanner,
-// tier.Counter and tier.NodeReporter. It always has Name and Close, which
+// tier.Counter, tier.NodeReporter and the others package tier defines
+// (HotScanner, Sized, BulkAdder, RestartWatcher, Leaser). It always has
+// Name and Close, which
 // forward when the tier has them and otherwise behave as if absent (an
 // empty name, a Close that does nothing).
 //

@@ -24,6 +24,7 @@ var parts = []struct{ flag, typ string }{
 	{"canSize", "sized"},
 	{"canAddBulk", "bulkAdder"},
 	{"canWatchRestarts", "restartWatcher"},
+	{"canLease", "leaser"},
 }
 
 func main() {

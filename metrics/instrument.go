@@ -14,8 +14,9 @@ import (
 // InstrumentTier returns t wrapped so that every Get, GetMulti, Set, Add
 // and Delete is timed into tm, labelled with t's name (its Name method) or
 // "tier" when it has none. The result has exactly the optional interfaces t
-// has (see the package documentation); Scan, Counters and NodeStats are
-// forwarded untimed; AddBulk is timed as one operation, add_bulk.
+// has (see the package documentation); Scan, Counters, NodeStats and the
+// lease calls (tier.Leaser) are forwarded untimed; AddBulk is timed as one
+// operation, add_bulk.
 func InstrumentTier(t tier.Tier, tm *Timings) tier.Tier {
 	name := "tier"
 	if n, ok := t.(interface{ Name() string }); ok && n.Name() != "" {
@@ -58,6 +59,9 @@ func InstrumentTier(t tier.Tier, tm *Timings) tier.Tier {
 	if _, ok := t.(tier.RestartWatcher); ok {
 		mask |= canWatchRestarts
 	}
+	if _, ok := t.(tier.Leaser); ok {
+		mask |= canLease
+	}
 	return wrapTier(i, mask)
 }
 
@@ -74,6 +78,7 @@ const (
 	canSize
 	canAddBulk
 	canWatchRestarts
+	canLease
 	capabilityCount = iota
 )
 
@@ -174,6 +179,24 @@ type restartWatcher struct{ i *instrumented }
 
 func (r restartWatcher) Restarts() <-chan tier.Restart {
 	return r.i.inner.(tier.RestartWatcher).Restarts()
+}
+
+type leaser struct{ i *instrumented }
+
+func (l leaser) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) (map[string]tier.Lease, error) {
+	return l.i.inner.(tier.Leaser).Lease(ctx, keys, req)
+}
+
+func (l leaser) Fill(ctx context.Context, key string, lease tier.Lease, w tier.LeaseWrite) error {
+	return l.i.inner.(tier.Leaser).Fill(ctx, key, lease, w)
+}
+
+func (l leaser) Release(ctx context.Context, key string, lease tier.Lease) error {
+	return l.i.inner.(tier.Leaser).Release(ctx, key, lease)
+}
+
+func (l leaser) Invalidate(ctx context.Context, key string, w tier.LeaseWrite) error {
+	return l.i.inner.(tier.Leaser).Invalidate(ctx, key, w)
 }
 
 type counter struct{ i *instrumented }

@@ -4361,6 +4361,4870 @@ func wrapTier(i *instrumented, mask capability) tier.Tier {
 			bulkAdder
 			restartWatcher
 		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}}
+	case canLease:
+		return struct {
+			*instrumented
+			leaser
+		}{i, leaser{i}}
+	case canAdd | canLease:
+		return struct {
+			*instrumented
+			adder
+			leaser
+		}{i, adder{i}, leaser{i}}
+	case canGetMulti | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			leaser
+		}{i, multiGetter{i}, leaser{i}}
+	case canAdd | canGetMulti | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			leaser
+		}{i, adder{i}, multiGetter{i}, leaser{i}}
+	case canScan | canLease:
+		return struct {
+			*instrumented
+			scanner
+			leaser
+		}{i, scanner{i}, leaser{i}}
+	case canAdd | canScan | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			leaser
+		}{i, adder{i}, scanner{i}, leaser{i}}
+	case canGetMulti | canScan | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			leaser
+		}{i, multiGetter{i}, scanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, leaser{i}}
+	case canCount | canLease:
+		return struct {
+			*instrumented
+			counter
+			leaser
+		}{i, counter{i}, leaser{i}}
+	case canAdd | canCount | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			leaser
+		}{i, adder{i}, counter{i}, leaser{i}}
+	case canGetMulti | canCount | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			leaser
+		}{i, multiGetter{i}, counter{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, leaser{i}}
+	case canScan | canCount | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			leaser
+		}{i, scanner{i}, counter{i}, leaser{i}}
+	case canAdd | canScan | canCount | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, leaser{i}}
+	case canReportNodes | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			leaser
+		}{i, nodeReporter{i}, leaser{i}}
+	case canAdd | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			leaser
+		}{i, adder{i}, nodeReporter{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, leaser{i}}
+	case canScan | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, leaser{i}}
+	case canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			leaser
+		}{i, counter{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, leaser{i}}
+	case canScanHot | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			leaser
+		}{i, hotScanner{i}, leaser{i}}
+	case canAdd | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			leaser
+		}{i, adder{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, leaser{i}}
+	case canScan | canScanHot | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			leaser
+		}{i, scanner{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, leaser{i}}
+	case canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			leaser
+		}{i, counter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, leaser{i}}
+	case canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, leaser{i}}
+	case canSize | canLease:
+		return struct {
+			*instrumented
+			sized
+			leaser
+		}{i, sized{i}, leaser{i}}
+	case canAdd | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			sized
+			leaser
+		}{i, adder{i}, sized{i}, leaser{i}}
+	case canGetMulti | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			sized
+			leaser
+		}{i, multiGetter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, sized{i}, leaser{i}}
+	case canScan | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			sized
+			leaser
+		}{i, scanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, sized{i}, leaser{i}}
+	case canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			counter
+			sized
+			leaser
+		}{i, counter{i}, sized{i}, leaser{i}}
+	case canAdd | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			sized
+			leaser
+		}{i, adder{i}, counter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			sized
+			leaser
+		}{i, multiGetter{i}, counter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, sized{i}, leaser{i}}
+	case canScan | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			sized
+			leaser
+		}{i, scanner{i}, counter{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, sized{i}, leaser{i}}
+	case canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			sized
+			leaser
+		}{i, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			sized
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canScan | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			sized
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, leaser{i}}
+	case canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			sized
+			leaser
+		}{i, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canScan | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			sized
+			leaser
+		}{i, scanner{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, leaser{i}}
+	case canAddBulk | canLease:
+		return struct {
+			*instrumented
+			bulkAdder
+			leaser
+		}{i, bulkAdder{i}, leaser{i}}
+	case canAdd | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			bulkAdder
+			leaser
+		}{i, adder{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			bulkAdder
+			leaser
+		}{i, scanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			bulkAdder
+			leaser
+		}{i, counter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, bulkAdder{i}, leaser{i}}
+	case canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, leaser{i}}
+	case canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, scanner{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, leaser{i}}
+	case canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			sized
+			bulkAdder
+			leaser
+		}{i, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, leaser{i}}
+	case canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			restartWatcher
+			leaser
+		}{i, restartWatcher{i}, leaser{i}}
+	case canAdd | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			restartWatcher
+			leaser
+		}{i, adder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			restartWatcher
+			leaser
+		}{i, scanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			restartWatcher
+			leaser
+		}{i, counter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, restartWatcher{i}, leaser{i}}
+	case canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, scanner{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, restartWatcher{i}, leaser{i}}
+	case canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			sized
+			restartWatcher
+			leaser
+		}{i, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, restartWatcher{i}, leaser{i}}
+	case canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
+	case canAdd | canGetMulti | canScan | canCount | canReportNodes | canScanHot | canSize | canAddBulk | canWatchRestarts | canLease:
+		return struct {
+			*instrumented
+			adder
+			multiGetter
+			scanner
+			counter
+			nodeReporter
+			hotScanner
+			sized
+			bulkAdder
+			restartWatcher
+			leaser
+		}{i, adder{i}, multiGetter{i}, scanner{i}, counter{i}, nodeReporter{i}, hotScanner{i}, sized{i}, bulkAdder{i}, restartWatcher{i}, leaser{i}}
 	}
 	panic("metrics: wrapTier: unknown capability set")
 }

@@ -147,6 +147,26 @@ func (m *memTier) Restarts() <-chan tier.Restart {
 	return nil
 }
 
+func (m *memTier) Lease(context.Context, []string, tier.LeaseRequest) (map[string]tier.Lease, error) {
+	m.call("Lease")
+	return nil, nil
+}
+
+func (m *memTier) Fill(context.Context, string, tier.Lease, tier.LeaseWrite) error {
+	m.call("Fill")
+	return nil
+}
+
+func (m *memTier) Release(context.Context, string, tier.Lease) error {
+	m.call("Release")
+	return nil
+}
+
+func (m *memTier) Invalidate(context.Context, string, tier.LeaseWrite) error {
+	m.call("Invalidate")
+	return nil
+}
+
 func (m *memTier) Counters() map[string]int64 {
 	m.call("Counters")
 	return map[string]int64{"queue_depth": 3, "gc_runs": 7}
@@ -174,7 +194,7 @@ func capabilities(t tier.Tier) capability {
 	checks := []bool{
 		is[tier.Adder](t), is[tier.MultiGetter](t), is[tier.Scanner](t), is[tier.Counter](t),
 		is[tier.NodeReporter](t), is[tier.HotScanner](t), is[tier.Sized](t), is[tier.BulkAdder](t),
-		is[tier.RestartWatcher](t),
+		is[tier.RestartWatcher](t), is[tier.Leaser](t),
 	}
 	for bit, ok := range checks {
 		if ok {
@@ -204,11 +224,11 @@ func TestInstrumentTierKeepsInterfaces(t *testing.T) {
 			multi: tm.opTimer("x", "m", "ok"), set: tm.opTimer("x", "s", "ok"), add: tm.opTimer("x", "a", "ok"),
 			delete: tm.opTimer("x", "d", "ok"), bulk: tm.opTimer("x", "b", "ok")}, mask)
 		if got := capabilities(inner); got != mask {
-			t.Fatalf("wrapTier(%09b) has interfaces %09b", mask, got)
+			t.Fatalf("wrapTier(%010b) has interfaces %010b", mask, got)
 		}
 		wrapped := InstrumentTier(inner, tm)
 		if got := capabilities(wrapped); got != mask {
-			t.Fatalf("InstrumentTier of a tier with interfaces %09b has %09b", mask, got)
+			t.Fatalf("InstrumentTier of a tier with interfaces %010b has %010b", mask, got)
 		}
 		if n := wrapped.(interface{ Name() string }).Name(); n != "mem" {
 			t.Fatalf("Name = %q, want the wrapped tier's", n)
@@ -230,18 +250,30 @@ func TestInstrumentTierKeepsInterfaces(t *testing.T) {
 			canSize:          func() { _ = wrapped.(tier.Sized).Len() },
 			canAddBulk:       func() { _ = wrapped.(tier.BulkAdder).AddBulk(ctx, func(func(string, tier.Entry) bool) {}, nil) },
 			canWatchRestarts: func() { _ = wrapped.(tier.RestartWatcher).Restarts() },
+			canLease: func() {
+				l := wrapped.(tier.Leaser)
+				_, _ = l.Lease(ctx, []string{"a"}, tier.LeaseRequest{})
+				_ = l.Fill(ctx, "a", tier.Lease{}, tier.LeaseWrite{})
+				_ = l.Release(ctx, "a", tier.Lease{})
+				_ = l.Invalidate(ctx, "a", tier.LeaseWrite{})
+			},
 		}
 		names := map[capability]string{canAdd: "Add", canGetMulti: "GetMulti", canScan: "Scan", canCount: "Counters",
-			canReportNodes: "NodeStats", canScanHot: "ScanHot", canSize: "Len", canAddBulk: "AddBulk", canWatchRestarts: "Restarts"}
+			canReportNodes: "NodeStats", canScanHot: "ScanHot", canSize: "Len", canAddBulk: "AddBulk", canWatchRestarts: "Restarts", canLease: "Lease"}
 		for c, call := range calls {
 			if mask&c != 0 {
 				call()
 				want[names[c]]++
 			}
 		}
+		if mask&canLease != 0 {
+			for _, op := range []string{"Fill", "Release", "Invalidate"} {
+				want[op]++
+			}
+		}
 		for op, n := range want {
 			if got := mem.count(op); got != n {
-				t.Fatalf("mask %09b: %s reached the tier %d times, want %d", mask, op, got, n)
+				t.Fatalf("mask %010b: %s reached the tier %d times, want %d", mask, op, got, n)
 			}
 		}
 		if err := wrapped.(interface{ Close() error }).Close(); err != nil || mem.count("Close") != 1 {
@@ -255,7 +287,7 @@ func TestInstrumentTierKeepsInterfaces(t *testing.T) {
 // hid it would change what the chain does with the tier.
 func TestEveryOptionalInterfaceIsKept(t *testing.T) {
 	t.Parallel()
-	kept := []string{"Adder", "MultiGetter", "Scanner", "Counter", "NodeReporter", "HotScanner", "Sized", "BulkAdder", "RestartWatcher"}
+	kept := []string{"Adder", "MultiGetter", "Scanner", "Counter", "NodeReporter", "HotScanner", "Sized", "BulkAdder", "RestartWatcher", "Leaser"}
 	notTierCapabilities := []string{"Tier", "Loader", "Clock", "Codec"}
 	files, err := filepath.Glob(filepath.Join("..", "tier", "*.go"))
 	if err != nil || len(files) == 0 {

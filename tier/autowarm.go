@@ -90,9 +90,8 @@ func (c *Cache) autoWarmup(restarts []Restart, cfg warmupConfig) {
 			c.ctr.warmPanics.Add(1)
 		}
 	}()
-	c.ctr.warmAutoRuns.Add(1)
 	// The error is in the run's progress (Stats().Warmup.Last.Err).
-	_, _ = c.warm(c.bgCtx, warmPlan{trigger: describeRestarts(restarts), above: 1, owns: ownsAny(restarts), cfg: cfg})
+	_, _ = c.warm(c.bgCtx, warmPlan{trigger: describeRestarts(restarts), above: 1, owns: ownsAny(restarts), cfg: cfg, auto: true})
 }
 
 // ownsAny selects the keys of any of the restarted servers; nil when one of

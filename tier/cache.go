@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,21 @@ type Cache struct {
 	maxKeyLen   int
 	clock       Clock
 	backfillPar int
+
+	// Leases (lease.go): leaser is the top tier when WithLeases is on.
+	leaser Leaser
+	lease  leaseConfig
+	// Early refresh and stale-while-revalidate (refresh.go), TTL jitter
+	// (jitter.go). recordLoads stamps fresh entries with Loaded and Delta.
+	beta        float64
+	grace       time.Duration
+	jitter      float64
+	recordLoads bool
+	refreshes   refreshGate
+	// rand returns a number in [0, 1); sleep pauses a lease waiter. Tests
+	// replace both.
+	rand  func() float64
+	sleep func(ctx context.Context, d time.Duration) error
 
 	flights *flightGroup
 	gens    *generations
@@ -74,6 +90,11 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		maxKeyLen:   cfg.maxKeyLen,
 		clock:       cfg.clock,
 		backfillPar: cfg.backfillPar,
+		beta:        cfg.beta,
+		grace:       cfg.grace,
+		jitter:      cfg.jitter,
+		rand:        rand.Float64,
+		sleep:       sleepCtx,
 		flights:     newFlightGroup(),
 		gens:        newGenerations(),
 	}
@@ -82,6 +103,15 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		ct.adder, _ = tc.tier.(Adder)
 		c.tiers = append(c.tiers, ct)
 	}
+	if cfg.leases != nil {
+		if err := c.setupLeases(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if c.grace > 0 && c.leaser == nil {
+		return nil, errors.New("tier: WithStaleWhileRevalidate needs WithLeases: the top tier keeps expired values only when they are written through leases")
+	}
+	c.recordLoads = c.leaser != nil || c.beta > 0 || c.grace > 0
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if cfg.autoWarmup != nil {
 		events, err := c.restartEvents()
@@ -131,12 +161,33 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	completed := c.completed.Load()
 	from := 0
 	if len(c.tiers) > 0 {
-		if v, err, ok := c.getTop(ctx, key); ok {
+		if c.beta > 0 || c.grace > 0 {
+			if v, err, ok := c.getTopRefreshing(ctx, key); ok {
+				return v, err
+			}
+		} else if v, err, ok := c.getTop(ctx, key); ok {
 			return v, err
 		}
 		from = 1
 	}
 
+	claimed := time.Now()
+	for {
+		res, cl := c.loadShared(ctx, key, from, completed)
+		if !res.late(claimed) || ctx.Err() != nil {
+			return res.value, res.err
+		}
+		// The load this call joined had read the key before the call
+		// began; an invalidation in another process may lie in between.
+		c.ctr.leaseRejoins.Add(1)
+		c.flights.forgetCall(key, cl)
+		from = 0
+	}
+}
+
+// loadShared loads key in a flight, or joins the flight loading it, and
+// waits for the result as long as ctx allows.
+func (c *Cache) loadShared(ctx context.Context, key string, from int, completed uint64) (result, *call) {
 	own, joined, f, loadCtx, flights := c.flights.claim(ctx, []string{key})
 	defer c.releaseAll(flights)
 	cl := joined[key]
@@ -149,8 +200,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	} else {
 		c.ctr.sharedWaits.Add(1)
 	}
-	res := wait(ctx, cl)
-	return res.value, res.err
+	return wait(ctx, cl), cl
 }
 
 // getTop asks the top tier. ok is false on a miss of any kind.
@@ -202,14 +252,34 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 		return ErrClosed
 	}
 	c.invalidate(key)
+	defer c.invalidated(key)
 	now := c.clock.Now()
-	var errs []error
+	var (
+		errs   []error
+		m      Marker
+		jitter = c.jitterFactor()
+	)
+	if c.leaser != nil {
+		m = c.marker(now)
+	}
 	// Bottom up, like a backfill: a value visible at the top is always
 	// backed by the durable tiers.
 	for i := len(c.tiers) - 1; i >= 0; i-- {
 		t := c.tiers[i]
-		e := Entry{Value: value, Expires: expiry(now, t.ttl)}
-		err := t.tier.Set(ctx, key, e)
+		e := Entry{Value: value, Expires: expiry(now, scaled(t.ttl, jitter))}
+		var err error
+		switch {
+		case c.leaser == nil:
+			err = t.tier.Set(ctx, key, e)
+		case i == 0:
+			// The value and the marker that outdates older durable copies
+			// in other processes, in one write.
+			e.Loaded = c.setLoaded(m)
+			err = c.invalidateTop(ctx, key, m, &e)
+		default:
+			e.Loaded = c.setLoaded(m)
+			err = t.tier.Set(ctx, key, e)
+		}
 		if errors.Is(err, ErrTooLarge) {
 			continue // the tier dropped its copy; the tiers below hold the value
 		}
@@ -232,9 +302,19 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 		return ErrClosed
 	}
 	c.invalidate(key)
+	defer c.invalidated(key)
+	now := c.clock.Now()
 	var errs []error
-	for _, t := range c.tiers {
-		if err := t.tier.Delete(ctx, key); err != nil {
+	for i, t := range c.tiers {
+		var err error
+		if i == 0 && c.leaser != nil {
+			// A marker, not a delete: it refuses the fills of loads in
+			// flight and outdates older durable copies in other processes.
+			err = c.invalidateTop(ctx, key, c.marker(now), nil)
+		} else {
+			err = t.tier.Delete(ctx, key)
+		}
+		if err != nil {
 			t.ctr.errors.Add(1)
 			errs = append(errs, fmt.Errorf("tier: delete %q in %s: %w", key, t.name, err))
 		}
@@ -242,11 +322,22 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	return errors.Join(errs...)
 }
 
-// invalidate voids every load of key in flight: their backfills will not
-// land, and no caller arriving from now on joins them.
+// invalidate begins an invalidation of key, which the caller ends with
+// invalidated once every tier has it: it voids every load of key in
+// flight (their backfills will not land) and holds off the backfills of
+// loads that begin meanwhile, and no caller arriving from now on joins a
+// load that began before.
 func (c *Cache) invalidate(key string) {
 	c.ctr.invalidations.Add(1)
-	c.gens.bump(key)
+	c.gens.begin(key)
+	c.flights.forget(key)
+}
+
+// invalidated ends the invalidation of key: loads that began while it was
+// under way may have read a tier it had not reached yet, so their
+// backfills are voided too, and no caller arriving from now on joins them.
+func (c *Cache) invalidated(key string) {
+	c.gens.end(key)
 	c.flights.forget(key)
 }
 

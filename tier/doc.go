@@ -34,10 +34,22 @@
 // caller whose context ends stops waiting without failing the others, and
 // the load is cancelled only when nobody is waiting for it any more.
 //
+// # Many processes
+//
+// Singleflight and invalidation ordering hold within one process. With
+// WithLeases they hold across the processes sharing a memcached too: one
+// load per key among all of them, invalidations that void the loads in
+// flight everywhere, and markers that keep each process's durable copies
+// from outliving another process's Delete (see lease.go and
+// docs/consistency.md, which says which failures break it).
+// WithEarlyRefresh, WithStaleWhileRevalidate and WithTTLJitter take the
+// cliff out of expiry (see refresh.go and jitter.go).
+//
 // # Caveats
 //
-// Singleflight and invalidation ordering hold within one process. Several
-// processes sharing a memcached each load a cold key once.
+// Without WithLeases, several processes sharing a memcached each load a
+// cold key once, and one process's Delete cannot reach another's durable
+// tier.
 //
 // GetMulti returns every value it could find even when it also returns an
 // error describing the keys it could not serve.

@@ -28,6 +28,12 @@ var (
 	// ErrClosed is returned by a Cache or Tier that has been closed.
 	ErrClosed = errors.New("tier: closed")
 
+	// ErrLeaseLost is returned by Leaser.Fill when the lease it was given
+	// is no longer the key's: an invalidation voided it, or it expired and
+	// another caller took over. The fill is refused, which is what keeps a
+	// load that raced with an invalidation from writing the old value back.
+	ErrLeaseLost = errors.New("tier: lease lost")
+
 	// ErrLoaderPanic wraps the value of a panic raised while loading, so
 	// that every waiter sees an error instead of the process crashing.
 	ErrLoaderPanic = errors.New("tier: loader panicked")

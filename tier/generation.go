@@ -12,16 +12,23 @@ import (
 const generationStripes = 4096
 
 // generations lets an invalidation win over a load that was in flight when
-// it happened. Set and Delete bump a key's generation before they touch any
-// tier; a backfill checks the generation it saw before loading, both before
-// writing and after, and undoes its write if the key was invalidated in
-// between. Because the bump comes first, every interleaving ends with the
-// invalidation's effect in every tier.
+// it happened, or that began while it was under way. Set and Delete bump a
+// key's generation before they touch any tier, and again once they have
+// reached every tier, and count themselves active in between. A backfill
+// checks that the generation it saw before loading is still current and
+// that no invalidation is active, both before writing and after, and
+// undoes its write if either check fails after it. Because the first bump
+// comes first, a load that began before the invalidation sees its
+// generation move; a load that began during it (and may have read a tier
+// the invalidation had not reached yet) sees it active, or, once it ended,
+// the second bump. Every interleaving ends with the invalidation's effect
+// in every tier.
 //
 // The zero value is ready to use and safe for concurrent use.
 type generations struct {
 	seed    maphash.Seed
 	stripes [generationStripes]atomic.Uint64
+	active  [generationStripes]atomic.Int32
 }
 
 func newGenerations() *generations {
@@ -49,3 +56,26 @@ func (g *generations) current(key string) uint64 { return g.stripe(key).Load() }
 
 // bump invalidates every load of key that started before it.
 func (g *generations) bump(key string) { g.stripe(key).Add(1) }
+
+// begin starts an invalidation of key: it voids the loads in flight and
+// holds every backfill of key off until end.
+func (g *generations) begin(key string) {
+	i := g.index(key)
+	g.active[i].Add(1)
+	g.stripes[i].Add(1)
+}
+
+// end finishes an invalidation begun with begin: it voids the loads that
+// began meanwhile.
+func (g *generations) end(key string) {
+	i := g.index(key)
+	g.stripes[i].Add(1)
+	g.active[i].Add(-1)
+}
+
+// settled reports whether a load of key that saw generation gen may write
+// its result: no invalidation of key began since, and none is under way.
+func (g *generations) settled(key string, gen uint64) bool {
+	i := g.index(key)
+	return g.active[i].Load() == 0 && g.stripes[i].Load() == gen
+}

@@ -5,12 +5,31 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // result is the outcome of loading one key.
 type result struct {
 	value []byte
 	err   error
+	// readAt, when set, is when the read that produced the value began
+	// (the lease request, or the load from the source), on this process's
+	// monotonic clock. A caller that joined the flight after that cannot
+	// tell whether an invalidation by another process came in between,
+	// and loads the key again (see late).
+	readAt time.Time
+}
+
+// late reports whether r was read before a caller that claimed its key at
+// claimed arrived.
+func (r result) late(claimed time.Time) bool {
+	return !r.readAt.IsZero() && r.readAt.Before(claimed)
+}
+
+// at returns r as read at t.
+func (r result) at(t time.Time) result {
+	r.readAt = t
+	return r
 }
 
 // call is one key being loaded. done is closed once res is set.
@@ -114,6 +133,17 @@ func (g *flightGroup) finish(f *flight) {
 		if g.calls[k] == c {
 			delete(g.calls, k)
 		}
+	}
+	g.mu.Unlock()
+}
+
+// forgetCall is forget, but only while c is key's current call: a caller
+// that will not take c's result makes the next caller start a new load,
+// without touching one that someone started meanwhile.
+func (g *flightGroup) forgetCall(key string, c *call) {
+	g.mu.Lock()
+	if g.calls[key] == c {
+		delete(g.calls, key)
 	}
 	g.mu.Unlock()
 }

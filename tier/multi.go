@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // GetMulti returns the values of keys, looked up in bulk: one multi-get at
@@ -44,11 +45,18 @@ func (c *Cache) GetMulti(ctx context.Context, keys []string) (map[string][]byte,
 	completed := c.completed.Load()
 	remaining, from := good, 0
 	if len(c.tiers) > 0 {
-		hits, misses := c.lookupTier(ctx, c.tiers[0], good, nil)
+		var stale map[string]Entry
+		if c.grace > 0 {
+			stale = make(map[string]Entry)
+		}
+		hits, misses := c.lookupTier(ctx, c.tiers[0], good, stale, nil)
 		for _, h := range hits {
 			if !h.entry.Negative {
 				out[h.key] = h.entry.Value
 			}
+		}
+		if c.beta > 0 || c.grace > 0 {
+			misses = c.refreshTop(hits, stale, misses, out)
 		}
 		remaining, from = misses, 1
 	}
@@ -56,7 +64,26 @@ func (c *Cache) GetMulti(ctx context.Context, keys []string) (map[string][]byte,
 		return out, errors.Join(errs...)
 	}
 
-	own, joined, f, loadCtx, flights := c.flights.claim(ctx, remaining)
+	claimed := time.Now()
+	for len(remaining) > 0 {
+		var late []string
+		var stopped bool
+		late, errs, stopped = c.loadSharedMulti(ctx, remaining, from, completed, claimed, out, errs)
+		if stopped {
+			return out, errors.Join(append(errs, ctx.Err())...)
+		}
+		remaining, from = late, 0
+	}
+	return out, errors.Join(errs...)
+}
+
+// loadSharedMulti loads keys in a flight, joining the flights already
+// loading some of them, and puts what it gets in out. It returns the keys
+// whose joined flight had read them before claimed (another process's
+// invalidation may lie in between: see result.late), to be loaded again,
+// and stopped when ctx ended first.
+func (c *Cache) loadSharedMulti(ctx context.Context, keys []string, from int, completed uint64, claimed time.Time, out map[string][]byte, errs []error) (late []string, _ []error, stopped bool) {
+	own, joined, f, loadCtx, flights := c.flights.claim(ctx, keys)
 	defer c.releaseAll(flights)
 	c.ctr.sharedWaits.Add(int64(len(joined)))
 	if f != nil {
@@ -65,21 +92,25 @@ func (c *Cache) GetMulti(ctx context.Context, keys []string) (map[string][]byte,
 		}
 		c.startLoad(loadCtx, f, own, from)
 	}
-	for _, k := range remaining {
+	for _, k := range keys {
 		cl, ok := joined[k]
 		if !ok {
 			cl = f.calls[k]
 		}
 		res := wait(ctx, cl)
 		switch {
+		case res.late(claimed) && ctx.Err() == nil:
+			c.ctr.leaseRejoins.Add(1)
+			c.flights.forgetCall(k, cl)
+			late = append(late, k)
 		case res.err == nil:
 			out[k] = res.value
 		case errors.Is(res.err, ErrNotFound):
 		case ctx.Err() != nil:
-			return out, errors.Join(append(errs, ctx.Err())...)
+			return nil, errs, true
 		default:
 			errs = append(errs, res.err)
 		}
 	}
-	return out, errors.Join(errs...)
+	return late, errs, false
 }

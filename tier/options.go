@@ -25,6 +25,11 @@ type config struct {
 	clock       Clock
 	backfillPar int
 	autoWarmup  *warmupConfig // nil: off
+
+	leases *leaseConfig  // nil: off (lease.go)
+	beta   float64       // early refresh (refresh.go); 0: off
+	grace  time.Duration // stale-while-revalidate (refresh.go); 0: off
+	jitter float64       // TTL jitter (jitter.go); 0: off
 }
 
 // DefaultLoadBatch is the largest number of keys passed to one Loader.Load

@@ -127,20 +127,12 @@ func (r *warmRun) stats() WarmupStats {
 	}
 }
 
-// report calls cfg.progress every cfg.every until the returned function is
-// called, which makes the last call, with Done set, and returns once no
-// call is running. Panics in the callback are recovered and counted.
+// report calls cfg.progress every cfg.every until the returned function
+// is called, which returns once no call is running. Panics in the callback
+// are recovered and counted.
 func (c *Cache) report(r *warmRun, cfg warmupConfig) (stop func()) {
 	if cfg.progress == nil {
 		return func() {}
-	}
-	call := func() {
-		defer func() {
-			if recover() != nil {
-				c.ctr.warmPanics.Add(1)
-			}
-		}()
-		cfg.progress(r.progress())
 	}
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -152,15 +144,28 @@ func (c *Cache) report(r *warmRun, cfg warmupConfig) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				call()
+				c.callProgress(r, cfg)
 			}
 		}
 	})
 	return func() {
 		close(quit)
 		wg.Wait()
-		call()
 	}
+}
+
+// callProgress calls cfg.progress, if set, with r's progress, recovering
+// and counting a panic.
+func (c *Cache) callProgress(r *warmRun, cfg warmupConfig) {
+	if cfg.progress == nil {
+		return
+	}
+	defer func() {
+		if recover() != nil {
+			c.ctr.warmPanics.Add(1)
+		}
+	}()
+	cfg.progress(r.progress())
 }
 
 // counterPair counts for one warmup run and for the cache's lifetime stats.

@@ -60,6 +60,51 @@ type WarmupStats struct {
 	Last WarmupProgress
 }
 
+// LeaseStats counts what leases (WithLeases) did.
+type LeaseStats struct {
+	// Requests are keys whose lease the chain asked the top tier for
+	// (again at every poll); Won, those it was given; Hits, those the top
+	// tier answered with a value someone had filled meanwhile.
+	Requests, Won, Hits int64
+	// Waits are keys whose lease another caller held when this process
+	// missed them and found no usable durable copy; WaitHits, the waits
+	// the holder's fill answered; Timeouts, the waits that reached the
+	// wait limit, after which this process loaded the key itself. Polls
+	// are the round trips spent waiting.
+	Waits, WaitHits, Timeouts, Polls int64
+	// Fills are values written into the top tier through a lease;
+	// Refused, fills the top tier turned down because an invalidation
+	// (or a takeover of an expired lease) came first; Released, leases
+	// given up after a failed load.
+	Fills, Refused, Released int64
+	// Rejected are durable copies not served because they were loaded
+	// before the key's last invalidation, as the top tier's marker says.
+	Rejected int64
+	// Fallbacks are keys whose lease could not be asked for (the top tier
+	// unreachable): they were loaded with in-process singleflight only.
+	Fallbacks int64
+	// Markers are invalidation markers Set and Delete left in the top
+	// tier.
+	Markers int64
+	// Rejoins are callers that joined a load which had read the key
+	// before they arrived, and loaded it again: another process may have
+	// invalidated the key in between.
+	Rejoins int64
+}
+
+// RefreshStats counts early refreshes (WithEarlyRefresh) and
+// stale-while-revalidate (WithStaleWhileRevalidate).
+type RefreshStats struct {
+	// Early are hits that drew a refresh; StaleServed, expired values
+	// answered within the grace window (each also a top-tier miss).
+	Early, StaleServed int64
+	// Started are background refreshes begun; Done, those that wrote a new
+	// value; Skipped, those another process was already doing (it held
+	// the lease); Failed, those whose load or lease request failed;
+	// Panics, those that panicked (also in Loader.Panics).
+	Started, Done, Skipped, Failed, Panics int64
+}
+
 // Stats is a snapshot of the cache's counters. Counters only grow; compare
 // two snapshots with Sub to see what happened in between.
 type Stats struct {
@@ -76,6 +121,8 @@ type Stats struct {
 	// Invalidations counts keys passed to Set and Delete.
 	Invalidations int64
 	Warmup        WarmupStats
+	Leases        LeaseStats
+	Refresh       RefreshStats
 }
 
 // Sub returns s minus other, counter by counter, for measuring an interval.
@@ -105,6 +152,29 @@ func (s Stats) Sub(other Stats) Stats {
 	d.SharedWaits -= other.SharedWaits
 	d.StaleServed -= other.StaleServed
 	d.Invalidations -= other.Invalidations
+	l, ol := &d.Leases, other.Leases
+	l.Requests -= ol.Requests
+	l.Won -= ol.Won
+	l.Hits -= ol.Hits
+	l.Waits -= ol.Waits
+	l.WaitHits -= ol.WaitHits
+	l.Timeouts -= ol.Timeouts
+	l.Polls -= ol.Polls
+	l.Fills -= ol.Fills
+	l.Refused -= ol.Refused
+	l.Released -= ol.Released
+	l.Rejected -= ol.Rejected
+	l.Fallbacks -= ol.Fallbacks
+	l.Markers -= ol.Markers
+	l.Rejoins -= ol.Rejoins
+	rf, orf := &d.Refresh, other.Refresh
+	rf.Early -= orf.Early
+	rf.StaleServed -= orf.StaleServed
+	rf.Started -= orf.Started
+	rf.Done -= orf.Done
+	rf.Skipped -= orf.Skipped
+	rf.Failed -= orf.Failed
+	rf.Panics -= orf.Panics
 	w, ow := &d.Warmup, other.Warmup
 	w.Runs -= ow.Runs
 	w.AutoRuns -= ow.AutoRuns
@@ -131,6 +201,14 @@ type counters struct {
 	warmRunning, warmRuns, warmAutoRuns, warmRestarts, warmPanics atomic.Int64
 	warmScanned, warmSent, warmWritten, warmSkipped, warmPresent  atomic.Int64
 	warmFailed                                                    atomic.Int64
+
+	leaseRequests, leaseWon, leaseHits, leaseWaits, leaseWaitHits atomic.Int64
+	leaseTimeouts, leasePolls, leaseFills, leaseRefused           atomic.Int64
+	leaseReleased, leaseRejected, leaseFallbacks, leaseMarkers    atomic.Int64
+	leaseRejoins                                                  atomic.Int64
+
+	refreshEarly, refreshStale, refreshStarted, refreshDone atomic.Int64
+	refreshSkipped, refreshFailed, refreshPanics            atomic.Int64
 }
 
 // Stats returns a snapshot of the cache's counters, with each tier's own
@@ -165,6 +243,31 @@ func (c *Cache) Stats() Stats {
 			Present:  c.ctr.warmPresent.Load(),
 			Failed:   c.ctr.warmFailed.Load(),
 		},
+	}
+	s.Leases = LeaseStats{
+		Requests:  c.ctr.leaseRequests.Load(),
+		Won:       c.ctr.leaseWon.Load(),
+		Hits:      c.ctr.leaseHits.Load(),
+		Waits:     c.ctr.leaseWaits.Load(),
+		WaitHits:  c.ctr.leaseWaitHits.Load(),
+		Timeouts:  c.ctr.leaseTimeouts.Load(),
+		Polls:     c.ctr.leasePolls.Load(),
+		Fills:     c.ctr.leaseFills.Load(),
+		Refused:   c.ctr.leaseRefused.Load(),
+		Released:  c.ctr.leaseReleased.Load(),
+		Rejected:  c.ctr.leaseRejected.Load(),
+		Fallbacks: c.ctr.leaseFallbacks.Load(),
+		Markers:   c.ctr.leaseMarkers.Load(),
+		Rejoins:   c.ctr.leaseRejoins.Load(),
+	}
+	s.Refresh = RefreshStats{
+		Early:       c.ctr.refreshEarly.Load(),
+		StaleServed: c.ctr.refreshStale.Load(),
+		Started:     c.ctr.refreshStarted.Load(),
+		Done:        c.ctr.refreshDone.Load(),
+		Skipped:     c.ctr.refreshSkipped.Load(),
+		Failed:      c.ctr.refreshFailed.Load(),
+		Panics:      c.ctr.refreshPanics.Load(),
 	}
 	if r := c.lastRun.Load(); r != nil {
 		s.Warmup.Last = r.progress()

@@ -16,6 +16,17 @@ type Entry struct {
 	Value    []byte
 	Expires  time.Time
 	Negative bool
+
+	// Loaded is when the load that produced the value began: the value is
+	// the source's as of that time. With leases (WithLeases) a copy in a
+	// durable tier is served only when it was loaded after the last
+	// invalidation the top tier remembers for the key. Zero when unknown,
+	// which no invalidation marker lets through.
+	Loaded time.Time
+	// Delta is how long that load took. Early refresh (WithEarlyRefresh)
+	// reloads a value about that long before it expires. Zero when
+	// unknown: such a value is never refreshed early.
+	Delta time.Duration
 }
 
 // Expired reports whether the entry is no longer valid at now.

@@ -18,6 +18,11 @@ var ErrNoDurableTier = errors.New("tier: no scannable tier below the top")
 // fills take one entry at a time.
 const warmupWorkers = 16
 
+// clockEvery is how many entries a warmup handles between readings of the
+// clock: a reading per entry would cost more than the rest of the work,
+// and a few dozen entries take well under a millisecond.
+const clockEvery = 64
+
 // errStopScan ends a scan whose consumer wants no more entries.
 var errStopScan = errors.New("tier: warmup: scan stopped")
 
@@ -63,6 +68,8 @@ type warmPlan struct {
 	// owns selects the keys to copy; nil copies every key.
 	owns func(key string) bool
 	cfg  warmupConfig
+	// auto is set for the warmups WithAutoWarmup starts.
+	auto bool
 }
 
 // scanFunc is a durable tier's Scan or ScanHot.
@@ -76,11 +83,23 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 		total = sz.Len()
 	}
 	run := c.newRun(p.trigger, total)
-	c.lastRun.Store(run)
+	c.lastRun.Store(run) // before the counts: who sees them sees this run
 	c.ctr.warmRuns.Add(1)
+	if p.auto {
+		c.ctr.warmAutoRuns.Add(1)
+	}
 	c.ctr.warmRunning.Add(1)
 	defer c.ctr.warmRunning.Add(-1)
 	stopReport := c.report(run, p.cfg)
+	defer func() {
+		if r := recover(); r != nil {
+			// A tier or an Owns func panicked: end the run, then let the
+			// panic go on (automatic warmups recover and count it).
+			stopReport()
+			run.finish(fmt.Errorf("tier: warmup panicked: %v", r))
+			panic(r)
+		}
+	}()
 
 	gens := c.gens.snapshot()
 	var err error
@@ -92,8 +111,9 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 	if err != nil {
 		err = fmt.Errorf("tier: warmup from %s: %w", c.tiers[src].name, err)
 	}
-	run.finish(err)
 	stopReport()
+	run.finish(err)
+	c.callProgress(run, p.cfg)
 	return run.stats(), err
 }
 
@@ -105,12 +125,16 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64, errp *error) iter.Seq2[string, Entry] {
 	return func(yield func(string, Entry) bool) {
 		pace := newPacer(p.cfg.rate)
+		now, scanned := c.clock.Now(), 0
 		err := scan(ctx, func(key string, e Entry) error {
 			run.scanned.add(1)
+			if scanned++; scanned%clockEvery == 0 {
+				now = c.clock.Now()
+			}
 			if p.owns != nil && !p.owns(key) {
 				return nil
 			}
-			if e.Negative || e.Expired(c.clock.Now()) || c.gens.current(key) != gens[c.gens.index(key)] {
+			if i := c.gens.index(key); e.Negative || e.Expired(now) || c.gens.stripes[i].Load() != gens[i] {
 				run.skipped.add(1)
 				return nil
 			}
@@ -136,8 +160,12 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 	undoCtx := context.WithoutCancel(ctx)
 	var scanErr error
 	entries := func(yield func(string, Entry) bool) {
+		now, n := c.clock.Now(), 0
 		for key, e := range c.candidates(ctx, p, run, scan, gens, &scanErr) {
-			e.Expires = capExpiry(e.Expires, c.clock.Now(), top.ttl)
+			if n++; n%clockEvery == 0 {
+				now = c.clock.Now()
+			}
+			e.Expires = capExpiry(e.Expires, now, top.ttl)
 			if !yield(key, e) {
 				return
 			}

@@ -283,6 +283,9 @@ func TestAutoWarmup(t *testing.T) {
 	// first: the watcher survives it.
 	ch.top.restarts <- Restart{Node: "node-a", Reason: "flushed", Owns: func(string) bool { panic("boom") }}
 	waitFor(t, func() bool { return ch.cache.Stats().Warmup.Panics == 1 })
+	if w := ch.cache.Stats().Warmup; !w.Last.Done || w.Last.Err == nil || w.Running {
+		t.Errorf("after a panic: %+v, want the run ended with an error", w)
+	}
 	ch.top.restarts <- Restart{Node: "node-a", Reason: "flushed"}
 	waitFor(t, func() bool {
 		w := ch.cache.Stats().Warmup

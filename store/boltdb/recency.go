@@ -211,7 +211,8 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 			return err
 		}
 	}
-	seen := keySet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{})}
+	seen := keySet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{}, min(s.Len(), int64(s.opts.recencyLog)))}
+	found, fileEntries := int64(0), int64(-1)
 	yield := func(items []scanItem) error {
 		for _, it := range items {
 			if it.bad {
@@ -228,17 +229,24 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 		if err := s.usable(ctx); err != nil {
 			return err
 		}
-		items, last, err := s.readUsedChunk(before, pending, &seen)
+		items, last, entries, err := s.readUsedChunk(before, pending, &seen)
 		if err != nil {
 			return fmt.Errorf("boltdb: scan hot %s: %w", s.path, err)
 		}
+		found += int64(len(items))
 		if err := yield(items); err != nil {
 			return err
 		}
 		if last == nil {
+			fileEntries = entries
 			break
 		}
 		before = last
+	}
+	if found >= fileEntries {
+		// The log named every entry the file held as it was read last:
+		// nothing is left for the pass in key order.
+		return nil
 	}
 	for after := []byte(nil); ; {
 		if err := s.usable(ctx); err != nil {
@@ -266,11 +274,13 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 // when before is nil), newest first, until it has about scanChunk entries,
 // in one read transaction. It returns the entries of the keys they list
 // that the file holds, are not pending and were not seen yet, and marks
-// them seen. last is the oldest record read, nil when there are no more.
-func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *keySet) (items []scanItem, last []byte, err error) {
+// them seen. last is the oldest record read, nil when there are no more;
+// entries is how many entries the file held in that transaction.
+func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *keySet) (items []scanItem, last []byte, entries int64, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		used, entries := tx.Bucket(bucketUsed), tx.Bucket(bucketEntries)
-		if used == nil || entries == nil {
+		entries = readTotals(tx).entries
+		used, bucket := tx.Bucket(bucketUsed), tx.Bucket(bucketEntries)
+		if used == nil || bucket == nil {
 			return nil
 		}
 		c := used.Cursor()
@@ -282,7 +292,10 @@ func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *ke
 		} else {
 			seq, record = c.Prev()
 		}
-		var keys [][]byte
+		var (
+			keys [][]byte
+			dk   = []byte{keyPrefix}
+		)
 		for ; seq != nil && len(items) < s.scanChunk; seq, record = c.Prev() {
 			last = seq
 			keys = keys[:0]
@@ -291,15 +304,15 @@ func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *ke
 				continue
 			}
 			for _, k := range slices.Backward(keys) {
-				key := string(k)
-				if _, ok := pending[key]; ok || seen.has(key) {
-					continue
-				}
-				v := entries.Get(diskKey(key))
+				dk = append(dk[:1], k...)
+				v := bucket.Get(dk)
 				if v == nil {
 					continue
 				}
-				seen.add(key)
+				key := string(k)
+				if _, ok := pending[key]; ok || !seen.addNew(key) {
+					continue
+				}
 				e, derr := decodeRecord(v)
 				items = append(items, scanItem{key: key, entry: e, bad: derr != nil})
 			}
@@ -311,7 +324,7 @@ func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *ke
 		}
 		return nil
 	})
-	return items, last, err
+	return items, last, entries, err
 }
 
 // keySet is a set of keys held as 64-bit hashes. It is not safe for
@@ -321,5 +334,12 @@ type keySet struct {
 	m    map[uint64]struct{}
 }
 
-func (s *keySet) add(key string)      { s.m[maphash.String(s.seed, key)] = struct{}{} }
 func (s *keySet) has(key string) bool { _, ok := s.m[maphash.String(s.seed, key)]; return ok }
+
+// addNew adds key and reports whether it was not in the set yet, with one
+// map operation.
+func (s *keySet) addNew(key string) bool {
+	n := len(s.m)
+	s.m[maphash.String(s.seed, key)] = struct{}{}
+	return len(s.m) > n
+}

@@ -20,6 +20,8 @@ import (
 //	flagsEnvelope       the value is tier.EncodeEntry's envelope
 //	flagsKeyedEnvelope  uvarint(len(key)) | key | envelope
 //
+// Leases add records and stubs (see record.go).
+//
 // The keyed form is used for hashed keys only (see key.go). Storing the
 // caller's key costs its length once per item and makes Get exact: a hashed
 // key whose stored key differs is a miss, never someone else's value.
@@ -75,6 +77,10 @@ func decodeItem(key string, hashed bool, it *memcache.Item) (tier.Entry, error) 
 			return tier.Entry{}, errKeyMismatch
 		}
 		return tier.DecodeEntry(it.Value[size+int(n):])
+	case !hashed && it.Flags == flagsRecord, hashed && it.Flags == flagsKeyedRecord:
+		return decodeRecordEntry(key, hashed, it.Value)
+	case isStub(it.Flags, it.Value):
+		return tier.Entry{}, errNoEntry // a lease in progress (see record.go)
 	default:
 		return tier.Entry{}, fmt.Errorf("%w: item flags %#x", tier.ErrBadEnvelope, it.Flags)
 	}

@@ -41,6 +41,8 @@ type Tier struct {
 	closed atomic.Bool
 	stats  counters
 	cold   coldStart // restart detection and bulk adds (coldstart.go)
+	meta   metaConns // connections for the lease commands (meta.go)
+	lease  leaseCounters
 }
 
 var (
@@ -173,6 +175,17 @@ func (t *Tier) Servers() []Server { return t.members.current.Load().servers() }
 //	restarts_dropped         restarts not reported: nobody read Restarts
 //	restart_panics           panics recovered in restart detection
 //
+// Leases (tier.Leaser, see lease.go) add:
+//
+//	lease_keys        keys whose lease was asked for
+//	leases_won        leases granted to this Tier's callers
+//	leases_held       keys whose lease someone else held
+//	lease_takeovers   leases won by rewriting an item that existed
+//	lease_fills       fills stored; lease_fills_refused, fills whose lease
+//	                  an invalidation or a takeover had voided
+//	lease_releases    leases given up
+//	markers           invalidation markers written (Set, Delete)
+//
 // NodeStats breaks most of these down per server.
 func (t *Tier) Counters() map[string]int64 {
 	m := t.stats.snapshot()
@@ -180,6 +193,7 @@ func (t *Tier) Counters() map[string]int64 {
 		t.stats.discoverySnapshot(m)
 	}
 	t.cold.addCounters(m)
+	t.lease.addCounters(m)
 	return m
 }
 
@@ -232,7 +246,9 @@ func (t *Tier) Get(ctx context.Context, key string) (tier.Entry, error) {
 	}
 	e, err := decodeItem(key, hashed, it)
 	if err != nil {
-		t.stats.decodeErrors.Add(1)
+		if !isNoEntry(err) {
+			t.stats.decodeErrors.Add(1)
+		}
 		t.miss(n, 1)
 		return tier.Entry{}, fmt.Errorf("memcached: get: %w: %w", tier.ErrMiss, err)
 	}
@@ -294,7 +310,9 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 			}
 			e, derr := decodeItem(req.key, req.hashed, it)
 			if derr != nil {
-				t.stats.decodeErrors.Add(1)
+				if !isNoEntry(derr) {
+					t.stats.decodeErrors.Add(1)
+				}
 				continue
 			}
 			found[req.key] = e

@@ -40,6 +40,7 @@ const (
 	bulkBatchKeys    = 256
 	bulkBatchBytes   = 64 << 10
 	bulkWindow       = 4
+	bulkClockEvery   = 64
 )
 
 var _ tier.BulkAdder = (*Tier)(nil)
@@ -71,6 +72,9 @@ func (t *Tier) AddBulk(ctx context.Context, entries iter.Seq2[string, tier.Entry
 				break
 			}
 		}
+		if n%bulkClockEvery == 1 {
+			run.now = t.clock.Now()
+		}
 		run.add(key, e)
 	}
 	run.finish()
@@ -87,7 +91,10 @@ type bulkRun struct {
 	done         func(string, error)
 	nodes        map[*node]*bulkNode
 	replyTimeout time.Duration
-	wg           sync.WaitGroup
+	// now is the time expirations are computed against, read every
+	// bulkClockEvery entries: they are rounded up to seconds anyway.
+	now time.Time
+	wg  sync.WaitGroup
 }
 
 // add builds key's item, as Add does, and puts it in its node's batch.
@@ -99,11 +106,10 @@ func (r *bulkRun) add(key string, e tier.Entry) {
 		r.done(key, t.unroutable("add bulk", err))
 		return
 	}
-	now := t.clock.Now()
 	if rt.substitute() {
-		e = t.capTTL(e, now)
+		e = t.capTTL(e, r.now)
 	}
-	exp, live := expiration(now, e.Expires)
+	exp, live := expiration(r.now, e.Expires)
 	if !live {
 		t.stats.expiredSkipped.Add(1)
 		r.done(key, nil) // Add stores nothing and returns nil

@@ -1,0 +1,505 @@
+package memcached
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// Leases (tier.Leaser) on memcached's meta protocol.
+//
+// Lease sends, for every key of a node, in one write:
+//
+//	mg <key> N<ttl> c f t v O<i>      (per key, then)
+//	mn
+//
+// On a miss memcached creates an empty item living <ttl> seconds (a stub)
+// and answers W to exactly one client, Z to every later one until the stub
+// is replaced or expires: the lease and its expiry, done by the server.
+// For a key that holds an item, the reply is the item with its CAS:
+//
+//	a fresh value                     a hit
+//	a record whose lease is running   held by someone else
+//	anything else                     taken over (see below)
+//
+// "Anything else" is an expired value (kept for stale-while-revalidate), a
+// record with only a marker (a Set or Delete happened), a record whose
+// lease ran out (its holder died), or, for a Refresh request, the fresh
+// value itself. The lease over it is taken by rewriting it with a lease,
+// conditional on its CAS, pipelined the same way, which exactly one
+// client can do:
+//
+//	ms <key> <len> C<cas> T<ttl left> F<flags> c O<i>    HD c<new>: won; EX, NF: held
+//
+// Either way the lease's token is the CAS of the item that holds it. The
+// winner's Fill is "ms <key> <len> C<token> T<ttl> F<flags>": any write to
+// the key since (an invalidation, a takeover) changed the CAS or removed
+// the item, and the fill is refused (EX, NF) instead of landing. Release
+// is "md <key> C<token>" for a stub, or the record without its lease.
+// Invalidate is an unconditional set of a record carrying the marker (and
+// the new value for Set), kept as long as the marker must be.
+
+var _ tier.Leaser = (*Tier)(nil)
+
+// errLeaseLost is a fill refused because its lease is gone.
+var errLeaseLost = fmt.Errorf("memcached: fill: %w", tier.ErrLeaseLost)
+
+// leaseCounters are the lease operations' counts (see Counters).
+type leaseCounters struct {
+	keys, won, held, takeovers, fills, refused, releases, markers atomic.Int64
+}
+
+func (c *leaseCounters) addCounters(m map[string]int64) {
+	m["lease_keys"] = c.keys.Load()
+	m["leases_won"] = c.won.Load()
+	m["leases_held"] = c.held.Load()
+	m["lease_takeovers"] = c.takeovers.Load()
+	m["lease_fills"] = c.fills.Load()
+	m["lease_fills_refused"] = c.refused.Load()
+	m["lease_releases"] = c.releases.Load()
+	m["markers"] = c.markers.Load()
+}
+
+// leaseBatch is the part of a Lease call that goes to one node.
+type leaseBatch struct {
+	node   *node
+	keys   []string
+	wires  []string
+	hashed []bool
+	leases []tier.Lease
+	ok     []bool
+	err    error
+}
+
+// Lease implements tier.Leaser with one pipelined round trip per node, two
+// for a node where a lease is taken over an existing item. Keys of a node
+// that is down or fails are absent from the map, and the error, wrapping
+// ErrUnavailable, says so.
+func (t *Tier) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) (map[string]tier.Lease, error) {
+	if err := t.ready(ctx, "lease"); err != nil {
+		return nil, err
+	}
+	snap := t.members.current.Load()
+	var (
+		batches []*leaseBatch
+		byNode  = make(map[*node]*leaseBatch)
+		seen    = make(map[string]bool, len(keys))
+		errs    []error
+	)
+	for _, key := range keys {
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		wire, hashed := t.encodeKey(key)
+		r, err := snap.route(wire)
+		if err != nil {
+			if len(errs) == 0 {
+				errs = append(errs, t.unroutable("lease", err))
+			}
+			continue
+		}
+		b := byNode[r.owner]
+		if b == nil {
+			b = &leaseBatch{node: r.owner}
+			byNode[r.owner] = b
+			batches = append(batches, b)
+		}
+		b.keys = append(b.keys, key)
+		b.wires = append(b.wires, wire)
+		b.hashed = append(b.hashed, hashed)
+	}
+	t.lease.keys.Add(int64(len(seen)))
+	one := func(b *leaseBatch) {
+		b.leases, b.ok = make([]tier.Lease, len(b.keys)), make([]bool, len(b.keys))
+		if !b.node.isUp() {
+			b.err = t.skip(b.node)
+			return
+		}
+		t.leaseOn(b, req)
+	}
+	if len(batches) == 1 {
+		one(batches[0])
+	} else {
+		var wg sync.WaitGroup
+		for _, b := range batches {
+			wg.Go(func() { one(b) })
+		}
+		wg.Wait()
+	}
+	out := make(map[string]tier.Lease, len(seen))
+	for _, b := range batches {
+		for i, k := range b.keys {
+			if b.ok[i] {
+				out[k] = b.leases[i]
+			}
+		}
+		if b.err != nil {
+			errs = append(errs, b.err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// takeover is a lease to take by rewriting the item of key i of a batch.
+type takeover struct {
+	i   int
+	cas uint64
+	rec record
+	ttl int64 // seconds; 0 is for ever
+}
+
+// leaseOn asks b's node for b's leases, and takes over those that need it.
+func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
+	ttl := strconv.FormatInt(ceilSeconds(req.TTL), 10)
+	buf := make([]byte, 0, len(b.wires)*(len(b.wires[0])+24)+4)
+	for i, wire := range b.wires {
+		buf = append(buf, "mg "...)
+		buf = append(buf, wire...)
+		buf = append(buf, " N"...)
+		buf = append(buf, ttl...)
+		buf = append(buf, " c f t v O"...)
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		buf = append(buf, "\r\n"...)
+	}
+	buf = append(buf, "mn\r\n"...)
+	replies := make([]metaReply, len(b.wires))
+	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+		return readBatch(r, replies)
+	})
+	if err != nil {
+		b.err = err
+		return
+	}
+	var takeovers []takeover
+	for i, rep := range replies {
+		if rep.code != "VA" {
+			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
+			continue
+		}
+		if tk, ok := t.classify(b, i, rep, req); !ok {
+			takeovers = append(takeovers, tk)
+		}
+	}
+	if len(takeovers) > 0 {
+		t.takeOver(b, takeovers, req)
+	}
+}
+
+// classify turns the reply for key i into its lease, or reports (ok false)
+// that the lease must be taken over the item.
+func (t *Tier) classify(b *leaseBatch, i int, rep metaReply, req tier.LeaseRequest) (takeover, bool) {
+	if isStub(rep.flags, rep.value) {
+		if rep.win {
+			t.lease.won.Add(1)
+			b.leases[i] = tier.Lease{State: tier.LeaseWon, Token: rep.cas}
+		} else {
+			t.lease.held.Add(1)
+			b.leases[i] = tier.Lease{State: tier.LeaseHeld}
+		}
+		b.ok[i] = true
+		return takeover{}, true
+	}
+	key, hashed := b.keys[i], b.hashed[i]
+	var rec record // an item that is neither a record nor an envelope stays empty, and is taken over
+	if rep.flags == recordFlags(hashed) {
+		if r, err := decodeRecord(key, hashed, rep.value); err == nil {
+			rec = r
+		}
+	} else if e, err := decodeItem(key, hashed, &memcache.Item{Key: b.wires[i], Value: rep.value, Flags: rep.flags}); err == nil {
+		rec.entry = &e
+	}
+	fresh := rec.entry != nil && !rec.entry.Expired(req.Now)
+	switch {
+	case fresh && !req.Refresh:
+		b.leases[i] = tier.Lease{State: tier.LeaseHit, Entry: rec.entry, Marker: rec.marker}
+	case !rec.leaseUntil.IsZero() && req.Now.Before(rec.leaseUntil):
+		t.lease.held.Add(1)
+		b.leases[i] = tier.Lease{State: tier.LeaseHeld, Entry: rec.entry, Marker: rec.marker}
+	default:
+		rec.leaseUntil = req.Now.Add(req.TTL)
+		ttl := rep.ttl // seconds left; -1 for none
+		if ttl < 0 {
+			ttl = 0
+		} else if ttl == 0 {
+			ttl = 1 // 0 would be "never"
+		}
+		return takeover{i: i, cas: rep.cas, rec: rec, ttl: ttl}, false
+	}
+	b.ok[i] = true
+	return takeover{}, true
+}
+
+// takeOver rewrites the items of tks with a lease, each conditional on the
+// CAS it was read with, in one round trip.
+func (t *Tier) takeOver(b *leaseBatch, tks []takeover, req tier.LeaseRequest) {
+	var buf []byte
+	for j, tk := range tks {
+		key, hashed := b.keys[tk.i], b.hashed[tk.i]
+		buf = appendMetaSet(buf, b.wires[tk.i], encodeRecord(key, hashed, tk.rec),
+			"C"+strconv.FormatUint(tk.cas, 10), "T"+strconv.FormatInt(tk.ttl, 10),
+			"F"+strconv.FormatUint(uint64(recordFlags(hashed)), 10), "c", "O"+strconv.Itoa(j))
+	}
+	buf = append(buf, "mn\r\n"...)
+	replies := make([]metaReply, len(tks))
+	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+		return readBatch(r, replies)
+	})
+	if err != nil {
+		b.err = errors.Join(b.err, err)
+		return
+	}
+	for j, rep := range replies {
+		tk := tks[j]
+		switch rep.code {
+		case "HD":
+			t.lease.won.Add(1)
+			t.lease.takeovers.Add(1)
+			b.leases[tk.i] = tier.Lease{State: tier.LeaseWon, Entry: tk.rec.entry, Marker: tk.rec.marker, Token: rep.cas}
+		case "EX", "NF":
+			// Someone wrote the key first: a takeover, a fill or an
+			// invalidation. The next poll will tell which.
+			t.lease.held.Add(1)
+			b.leases[tk.i] = tier.Lease{State: tier.LeaseHeld, Entry: tk.rec.entry, Marker: tk.rec.marker}
+		default:
+			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
+			continue
+		}
+		b.ok[tk.i] = true
+	}
+}
+
+// readBatch reads one reply per slot of replies, each tagged with its
+// index as opaque, then MN.
+func readBatch(r *bufio.Reader, replies []metaReply) error {
+	for i := range replies {
+		rep, err := readMetaReply(r)
+		if err != nil {
+			return err
+		}
+		if rep.code != "SERVER_ERROR" && rep.opaque != i {
+			return fmt.Errorf("%w: reply %q tagged %d where %d was due", errProtocol, rep.code, rep.opaque, i)
+		}
+		replies[i] = rep
+	}
+	rep, err := readMetaReply(r)
+	if err == nil && rep.code != "MN" {
+		err = fmt.Errorf("%w: %s where MN was due", errProtocol, rep.code)
+	}
+	return err
+}
+
+// refused is the error for a command the server answered but did not carry
+// out. The node is alive: it does not count against its health.
+func (t *Tier) refused(op string, n *node, rep metaReply) error {
+	cause := fmt.Errorf("server replied %s %s", rep.code, rep.msg)
+	if rep.code == "SERVER_ERROR" && serverTooLarge(errors.New("SERVER_ERROR "+rep.msg)) {
+		return t.tooLarge(op, cause)
+	}
+	return t.fail(op+" "+n.key, cause)
+}
+
+// Fill implements tier.Leaser: it stores w for key only if l, which Lease
+// granted, is still the key's lease. It returns an error wrapping
+// tier.ErrLeaseLost when it is not, and one wrapping tier.ErrTooLarge,
+// after releasing the lease, for an entry too large for the servers.
+func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseWrite) error {
+	if err := t.ready(ctx, "fill"); err != nil {
+		return err
+	}
+	wire, hashed := t.encodeKey(key)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("fill", err)
+	}
+	now := t.clock.Now()
+	exp, live := expiration(now, t.keepUntil(r, w, now))
+	if !live || w.Entry == nil {
+		return t.Release(ctx, key, l) // nothing worth storing
+	}
+	var it *memcache.Item
+	if w.Marker.At.IsZero() {
+		e := *w.Entry
+		if r.substitute() {
+			e = t.capTTL(e, now)
+		}
+		it = newItem(key, wire, hashed, e, exp)
+	} else {
+		it = recordItem(key, wire, hashed, record{marker: w.Marker, entry: w.Entry}, exp)
+	}
+	if err := t.checkSize("fill", it); err != nil {
+		return errors.Join(err, t.Release(ctx, key, l))
+	}
+	n := r.owner
+	if !n.isUp() {
+		return t.skip(n)
+	}
+	req := appendMetaSet(nil, wire, it.Value, "C"+strconv.FormatUint(l.Token, 10),
+		"T"+strconv.FormatInt(int64(it.Expiration), 10), "F"+strconv.FormatUint(uint64(it.Flags), 10))
+	rep, err := t.metaOne("fill", n, req)
+	if err != nil {
+		return err
+	}
+	switch rep.code {
+	case "HD":
+		t.lease.fills.Add(1)
+		return nil
+	case "EX", "NF", "NS":
+		t.lease.refused.Add(1)
+		return errLeaseLost
+	default:
+		return t.refused("fill", n, rep)
+	}
+}
+
+// Release implements tier.Leaser: a lease that vivified a stub deletes the
+// stub; one taken over an item puts the item back without the lease. Both
+// only if l is still the key's lease.
+func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
+	if err := t.ready(ctx, "release"); err != nil {
+		return err
+	}
+	wire, hashed := t.encodeKey(key)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("release", err)
+	}
+	n := r.owner
+	if !n.isUp() {
+		return t.skip(n)
+	}
+	now := t.clock.Now()
+	token := "C" + strconv.FormatUint(l.Token, 10)
+	var req []byte
+	exp, live := expiration(now, t.keepUntil(r, tier.LeaseWrite{Entry: l.Entry, Marker: l.Marker}, now))
+	switch {
+	case !live || l.Entry == nil && l.Marker.At.IsZero():
+		req = []byte("md " + wire + " " + token + "\r\n")
+	default:
+		it := recordItem(key, wire, hashed, record{marker: l.Marker, entry: l.Entry}, exp)
+		if l.Marker.At.IsZero() {
+			it = newItem(key, wire, hashed, *l.Entry, exp)
+		}
+		req = appendMetaSet(nil, wire, it.Value, token, "T"+strconv.FormatInt(int64(exp), 10),
+			"F"+strconv.FormatUint(uint64(it.Flags), 10))
+	}
+	rep, err := t.metaOne("release", n, req)
+	if err != nil {
+		return err
+	}
+	t.lease.releases.Add(1)
+	switch rep.code {
+	case "HD", "EX", "NF", "NS":
+		return nil // released, or no longer ours to release
+	default:
+		return t.refused("release", n, rep)
+	}
+}
+
+// metaOne sends one meta command to n and reads its reply.
+func (t *Tier) metaOne(op string, n *node, req []byte) (metaReply, error) {
+	var rep metaReply
+	err := t.metaRoundTrip(op, n, req, func(r *bufio.Reader) error {
+		var err error
+		rep, err = readMetaReply(r)
+		return err
+	})
+	return rep, err
+}
+
+// Invalidate implements tier.Leaser: it replaces whatever the key holds
+// with a record of w's marker and entry, unconditionally, which changes
+// the key's CAS and so voids every lease of it. The record is kept until
+// the marker's Until (or the entry's expiry plus w.Grace, if later); on a
+// substitute node (auto-eject), no longer than the ejected TTL cap. An
+// entry too large for the servers is left out, the marker stored alone,
+// and the error wraps tier.ErrTooLarge. A key whose node is down returns
+// ErrNodeDown at once, and the node deletes the key, marker and all,
+// before it takes traffic again.
+func (t *Tier) Invalidate(ctx context.Context, key string, w tier.LeaseWrite) error {
+	if err := t.ready(ctx, "invalidate"); err != nil {
+		return err
+	}
+	wire, hashed := t.encodeKey(key)
+	r, err := t.route(wire)
+	if err != nil {
+		return t.unroutable("invalidate", err)
+	}
+	now := t.clock.Now()
+	if w.Entry != nil && r.substitute() {
+		e := t.capTTL(*w.Entry, now)
+		w.Entry = &e
+	}
+	exp, live := expiration(now, t.keepUntil(r, w, now))
+	if !live {
+		t.stats.expiredSkipped.Add(1)
+		return t.remove("invalidate", r, wire)
+	}
+	it := recordItem(key, wire, hashed, record{marker: w.Marker, entry: w.Entry}, exp)
+	var tooLarge error
+	if tooLarge = t.checkSize("invalidate", it); tooLarge != nil {
+		w.Entry = nil
+		exp, _ = expiration(now, t.keepUntil(r, w, now))
+		it = recordItem(key, wire, hashed, record{marker: w.Marker}, exp)
+	}
+	if r.substitute() {
+		t.invalidateHome(r.home, wire)
+	}
+	n := r.owner
+	if n.skipWrite(wire) {
+		return t.skip(n)
+	}
+	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Set(it) })
+	if err != nil {
+		n.remember(wire)
+		return t.nodeFail("invalidate", n, err)
+	}
+	t.lease.markers.Add(1)
+	return tooLarge
+}
+
+// keepUntil is how long memcached must keep what w stores: until the
+// entry's expiry plus the grace, and at least until the marker's Until.
+// The zero time is for ever. On a substitute node it is capped at the
+// ejected TTL cap.
+func (t *Tier) keepUntil(r route, w tier.LeaseWrite, now time.Time) time.Time {
+	var until time.Time
+	forever := false
+	if e := w.Entry; e != nil {
+		if e.Expires.IsZero() {
+			forever = true
+		} else {
+			until = e.Expires.Add(w.Grace)
+		}
+	}
+	if m := w.Marker; !m.At.IsZero() {
+		if m.Until.IsZero() {
+			forever = true
+		} else if m.Until.After(until) {
+			until = m.Until
+		}
+	}
+	if forever {
+		until = time.Time{}
+	}
+	if r.substitute() {
+		if limit := now.Add(t.cfg.ejectedTTLCap); until.IsZero() || until.After(limit) {
+			until = limit
+		}
+	}
+	return until
+}
+
+// ceilSeconds is d in whole seconds, rounded up, at least 1.
+func ceilSeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
+}
