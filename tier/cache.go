@@ -33,6 +33,9 @@ type Cache struct {
 	jitter      float64
 	recordLoads bool
 	refreshes   refreshGate
+	refreshMax  int
+	// refreshRunning counts background refreshes started and not ended.
+	refreshRunning atomic.Int64
 	// rand returns a number in [0, 1); sleep pauses a lease waiter. Tests
 	// replace both.
 	rand  func() float64
@@ -93,6 +96,7 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		beta:        cfg.beta,
 		grace:       cfg.grace,
 		jitter:      cfg.jitter,
+		refreshMax:  cfg.refreshMax,
 		rand:        rand.Float64,
 		sleep:       sleepCtx,
 		flights:     newFlightGroup(),

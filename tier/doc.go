@@ -45,6 +45,22 @@
 // WithEarlyRefresh, WithStaleWhileRevalidate and WithTTLJitter take the
 // cliff out of expiry (see refresh.go and jitter.go).
 //
+// # Cold start
+//
+// Warmup copies the durable tier into the tiers above it: after a memcached
+// restart the working set comes back from local disk, not from the
+// database. It adds (never overwriting live writes), keeps each entry's
+// remaining TTL, skips expired and negative entries and keys invalidated
+// since it began, reads the durable tier most recently used first when it
+// can (HotScanner), and streams into a top tier that adds in bulk
+// (BulkAdder: memcached's pipelined meta protocol). WithWarmupRate paces
+// it; WithWarmupProgress and Stats().Warmup report its progress.
+//
+// WithAutoWarmup does it by itself: when the top tier reports that one of
+// its servers restarted or was flushed (RestartWatcher; memcached with
+// WithRestartDetection), the chain warms exactly the keys placed on that
+// server, on a goroutine Close stops.
+//
 // # Caveats
 //
 // Without WithLeases, several processes sharing a memcached each load a

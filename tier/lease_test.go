@@ -371,6 +371,7 @@ func TestLeaseOptions(t *testing.T) {
 		{"zero grace", []Option{WithTier(top, time.Minute), WithLeases(), WithStaleWhileRevalidate(0)}},
 		{"zero beta", []Option{WithTier(top, time.Minute), WithEarlyRefresh(0)}},
 		{"jitter too wide", []Option{WithTier(top, time.Minute), WithTTLJitter(0.7)}},
+		{"no refreshes", []Option{WithTier(top, time.Minute), WithEarlyRefresh(1), WithRefreshConcurrency(0)}},
 	} {
 		if c, err := New(newMapLoader(nil), tc.opts...); err == nil {
 			c.Close()

@@ -189,8 +189,14 @@ func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map
 	ctx = context.WithoutCancel(ctx)
 	now := c.clock.Now()
 	one := func(it found) {
-		c.backfillOne(ctx, it, above, gens[it.key], now)
-		resolve(it.key, entryResult(it.key, it.entry).at(it.readAt))
+		o := c.backfillOne(ctx, it, above, gens[it.key], now)
+		readAt := it.readAt
+		if !o.filledAt.IsZero() {
+			// The lease held until the fill landed: no invalidation came
+			// after the read and before the fill began.
+			readAt = o.filledAt
+		}
+		resolve(it.key, entryResult(it.key, it.entry).at(readAt))
 	}
 	if len(items) == 1 || above == 0 {
 		for _, it := range items {
@@ -229,7 +235,10 @@ func (c *Cache) backfillOne(ctx context.Context, it found, above int, gen uint64
 		var err error
 		switch {
 		case j == 0 && it.lease != nil:
-			err = c.fill(ctx, it, now)
+			start := time.Now()
+			if err = c.fill(ctx, it, now); err == nil {
+				o.filledAt = start
+			}
 		case j == 0 && it.skipTop, negativeOff:
 			continue
 		case t.adder != nil && !it.overwrite:
@@ -290,6 +299,8 @@ type backfillOutcome struct {
 	written int
 	present bool
 	failed  bool
+	// filledAt is when a fill through a lease that landed began.
+	filledAt time.Time
 }
 
 // entryFor is the entry to store in t: fresh values get t's TTL (the

@@ -30,6 +30,8 @@ type config struct {
 	beta   float64       // early refresh (refresh.go); 0: off
 	grace  time.Duration // stale-while-revalidate (refresh.go); 0: off
 	jitter float64       // TTL jitter (jitter.go); 0: off
+
+	refreshMax int // background refreshes at once (refresh.go)
 }
 
 // DefaultLoadBatch is the largest number of keys passed to one Loader.Load
@@ -46,6 +48,7 @@ func defaultConfig() config {
 		maxKeyLen:   DefaultMaxKeyLen,
 		clock:       systemClock{},
 		backfillPar: 16,
+		refreshMax:  DefaultRefreshConcurrency,
 	}
 }
 

@@ -33,7 +33,8 @@ import (
 // Either way the reload is a flight of its own: callers that miss the key
 // meanwhile join it, it runs on no caller's context, Close waits for it,
 // a panic in it is recovered and counted, and in this process only one
-// runs per key. With leases it first takes the key's lease over the
+// runs per key, and at most WithRefreshConcurrency at once. With leases it
+// first takes the key's lease over the
 // current value (LeaseRequest.Refresh), so only one process refreshes a
 // key; the others keep serving the current value until it fills.
 
@@ -47,6 +48,25 @@ func WithEarlyRefresh(beta float64) Option {
 			return fmt.Errorf("tier: WithEarlyRefresh: beta %v, want more than 0 and at most 100", beta)
 		}
 		c.beta = beta
+		return nil
+	}
+}
+
+// DefaultRefreshConcurrency is how many background refreshes run at once
+// unless WithRefreshConcurrency says otherwise.
+const DefaultRefreshConcurrency = 16
+
+// WithRefreshConcurrency bounds the background refreshes (early refresh,
+// stale-while-revalidate) running at once. A hit that would start one more
+// starts none (counted in Stats().Refresh.Throttled); the value it found
+// is served all the same, and a later hit tries again. Default
+// DefaultRefreshConcurrency.
+func WithRefreshConcurrency(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("tier: WithRefreshConcurrency: %d, want at least 1", n)
+		}
+		c.refreshMax = n
 		return nil
 	}
 }
@@ -154,9 +174,19 @@ func (c *Cache) refreshSoon(key string, old Entry) {
 	if !c.refreshes.allow(key, c.clock.Now(), hold) {
 		return
 	}
+	if c.refreshRunning.Add(1) > int64(c.refreshMax) {
+		c.refreshRunning.Add(-1)
+		c.ctr.refreshThrottled.Add(1)
+		c.refreshes.reopen(key)
+		return
+	}
 	_, _, f, loadCtx, flights := c.flights.claim(c.bgCtx, []string{key})
 	if f == nil {
-		c.releaseAll(flights) // a load of key is in flight: it refreshes it
+		// A load of key is in flight, or finishing: let the next hit try
+		// again.
+		c.refreshRunning.Add(-1)
+		c.releaseAll(flights)
+		c.refreshes.reopen(key)
 		return
 	}
 	// The flight keeps this, its first waiter, for good: callers that join
@@ -165,6 +195,7 @@ func (c *Cache) refreshSoon(key string, old Entry) {
 	c.ctr.refreshStarted.Add(1)
 	c.ctr.flights.Add(1)
 	c.flights.run(loadCtx, f, func(ctx context.Context, resolve func(string, result)) {
+		defer c.refreshRunning.Add(-1)
 		c.refreshLoad(ctx, key, old, resolve)
 		c.completed.Add(1)
 	}, func() {
@@ -263,4 +294,11 @@ func (g *refreshGate) allow(key string, now time.Time, hold time.Duration) bool 
 	}
 	g.until[key] = now.Add(hold)
 	return true
+}
+
+// reopen lets key be refreshed again at once.
+func (g *refreshGate) reopen(key string) {
+	g.mu.Lock()
+	delete(g.until, key)
+	g.mu.Unlock()
 }

@@ -103,6 +103,9 @@ type RefreshStats struct {
 	// the lease); Failed, those whose load or lease request failed;
 	// Panics, those that panicked (also in Loader.Panics).
 	Started, Done, Skipped, Failed, Panics int64
+	// Throttled are refreshes not started because WithRefreshConcurrency
+	// of them were running.
+	Throttled int64
 }
 
 // Stats is a snapshot of the cache's counters. Counters only grow; compare
@@ -175,6 +178,7 @@ func (s Stats) Sub(other Stats) Stats {
 	rf.Skipped -= orf.Skipped
 	rf.Failed -= orf.Failed
 	rf.Panics -= orf.Panics
+	rf.Throttled -= orf.Throttled
 	w, ow := &d.Warmup, other.Warmup
 	w.Runs -= ow.Runs
 	w.AutoRuns -= ow.AutoRuns
@@ -209,6 +213,7 @@ type counters struct {
 
 	refreshEarly, refreshStale, refreshStarted, refreshDone atomic.Int64
 	refreshSkipped, refreshFailed, refreshPanics            atomic.Int64
+	refreshThrottled                                        atomic.Int64
 }
 
 // Stats returns a snapshot of the cache's counters, with each tier's own
@@ -268,6 +273,7 @@ func (c *Cache) Stats() Stats {
 		Skipped:     c.ctr.refreshSkipped.Load(),
 		Failed:      c.ctr.refreshFailed.Load(),
 		Panics:      c.ctr.refreshPanics.Load(),
+		Throttled:   c.ctr.refreshThrottled.Load(),
 	}
 	if r := c.lastRun.Load(); r != nil {
 		s.Warmup.Last = r.progress()

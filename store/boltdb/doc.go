@@ -12,8 +12,8 @@
 //	defer disk.Close()
 //
 // A Store implements tier.Tier, tier.Adder, tier.MultiGetter (one read
-// transaction for the whole batch), tier.Scanner (for warmup) and
-// tier.Counter. Each entry is stored as its tier envelope, so its absolute
+// transaction for the whole batch), tier.Scanner and tier.HotScanner (for
+// warmup), tier.Sized and tier.Counter. Each entry is stored as its tier envelope, so its absolute
 // expiry travels with it. Get returns entries whether or not they have
 // expired: the chain decides what is fresh, and a stale copy is what it
 // serves when the database is down.
@@ -50,6 +50,26 @@
 // not a cap is set, so a cap can be added to an existing file: it costs
 // every write two more bbolt records, about twice the key's length plus 20
 // bytes on disk per entry.
+//
+// # Recency
+//
+// So that a warmup after a memcached restart sends the working set first,
+// the file keeps a use log: every batch the writer commits appends one
+// record listing the keys it wrote and the keys reads found in the file
+// since the last batch. ScanHot lists queued writes, then the log's keys
+// from the newest record back, then every other entry in key order.
+// WithRecencyLog bounds the log (by default to the last million uses).
+//
+// Reads never write: a Get or GetMulti hit queues the key (once per minute
+// per key, through a small lossy filter) and the writer logs it with its
+// next batch, or alone at most once a second. The log is append-only,
+// which bbolt writes cheaply: about len(key)+1 bytes per use, where moving
+// a key within an index would rewrite a random page per key. The cost on
+// the read path is a hash and an atomic load, and for the first read of a
+// key in a minute a lock and a map insert: measured with
+// BenchmarkGetMulti100, which reads every key of a 100,000-entry file
+// several hundred times a minute, about 7% more CPU on the readers and 8%
+// on the writer. Touches that find the queue full are dropped and counted.
 //
 // # Caveats
 //

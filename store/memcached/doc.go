@@ -24,6 +24,18 @@
 // or an absolute Unix time past memcached's 30-day limit for relative
 // times; an entry that has already expired is not stored.
 //
+// # Leases
+//
+// A *Tier is also a tier.Leaser, for tier.WithLeases: on memcached's meta
+// protocol, over connections of its own, it grants one lease per key among
+// all the processes sharing the servers (mg with N: the W and Z flags),
+// fills only while the lease holds (ms with the lease's CAS), and records
+// Set and Delete as invalidation markers that void the leases granted
+// before and make every add of the key fail. Get reads the values such
+// records carry like any envelope, and a lease in progress (the empty item
+// "mg N" leaves) or a bare marker as a miss. See lease.go and record.go,
+// and docs/consistency.md for what the chain builds on them.
+//
 // # Keys
 //
 // A key memcached can carry (1 to 250 bytes with the prefix, no spaces or
