@@ -75,7 +75,10 @@ func (g *flightGroup) claim(parent context.Context, keys []string) (own []string
 	seen := make(map[*flight]bool)
 	for _, k := range keys {
 		c, ok := g.calls[k]
-		if !ok {
+		if !ok || isClosed(c.done) {
+			// A resolved call answered callers that were waiting; one
+			// arriving now starts afresh, since its answer may be older
+			// than what the tiers hold by now.
 			own = append(own, k)
 			continue
 		}
@@ -117,9 +120,9 @@ func (g *flightGroup) release(f *flight) {
 	}
 }
 
-// resolve publishes the result for key and releases its waiters. The call
-// stays joinable until finish, so callers arriving while the flight writes
-// its backfill get the result instead of starting another load.
+// resolve publishes the result for key and releases its waiters. The
+// flight has already written its backfill, so a caller arriving later finds
+// the value in the tiers; claim does not let it join a resolved call.
 func (f *flight) resolve(key string, res result) {
 	c := f.calls[key]
 	c.res = res

@@ -213,13 +213,16 @@ func (d *restartDetector) checkAll() {
 
 // checkNode checks one node and returns "restarted", "flushed" or "".
 func (d *restartDetector) checkNode(n *nodeWatch) string {
-	d.checks.Add(1)
 	st, err := d.inspect(n)
 	if err != nil {
+		d.checks.Add(1)
 		d.checkErrors.Add(1)
 		n.disconnect()
 		return ""
 	}
+	// A successful check counts once its baseline is recorded, so that
+	// checks > errors means the node has one.
+	defer d.checks.Add(1)
 	reason := ""
 	switch {
 	case !n.known:
