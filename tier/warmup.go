@@ -182,9 +182,14 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 		}
 		// As in backfillOne: an invalidation that ran while the entry was
 		// on its way wins. A failed write may have landed all the same.
+		// With leases the invalidation wrote a marker over the key, which
+		// this add either lost to or was overwritten by: deleting now would
+		// remove the marker, so memcached is left alone.
 		if c.gens.current(key) != gens[c.gens.index(key)] {
-			if derr := top.tier.Delete(undoCtx, key); derr != nil {
-				top.ctr.errors.Add(1)
+			if c.leaser == nil {
+				if derr := top.tier.Delete(undoCtx, key); derr != nil {
+					top.ctr.errors.Add(1)
+				}
 			}
 			if err == nil {
 				run.skipped.add(1)
