@@ -99,6 +99,47 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		e.counter("tiercache_"+v.name+"_total", v.help, v.n)
 	}
 
+	ls := s.Leases
+	for _, v := range []struct {
+		name string
+		n    int64
+		help string
+	}{
+		{"requests", ls.Requests, "Keys whose lease was asked for (again at every poll)."},
+		{"won", ls.Won, "Leases this process was given: it loaded the key for every process."},
+		{"hits", ls.Hits, "Lease requests answered with a value another process had filled."},
+		{"waits", ls.Waits, "Keys whose lease another process held while this one missed them."},
+		{"wait_hits", ls.WaitHits, "Waits the holder's fill answered."},
+		{"timeouts", ls.Timeouts, "Waits that reached the wait limit; the key was then loaded here."},
+		{"polls", ls.Polls, "Round trips spent waiting for another process's fill."},
+		{"fills", ls.Fills, "Values written into the top tier through a lease."},
+		{"refused", ls.Refused, "Fills refused because an invalidation came first."},
+		{"released", ls.Released, "Leases given up after a failed load."},
+		{"rejected", ls.Rejected, "Durable copies not served: loaded before the key's last invalidation."},
+		{"fallbacks", ls.Fallbacks, "Keys loaded with in-process singleflight only (lease unavailable)."},
+		{"markers", ls.Markers, "Invalidation markers written by Set and Delete."},
+		{"rejoins", ls.Rejoins, "Callers that reloaded instead of joining a load older than their arrival."},
+	} {
+		e.counter("tiercache_lease_"+v.name+"_total", v.help, v.n)
+	}
+	rf := s.Refresh
+	for _, v := range []struct {
+		name string
+		n    int64
+		help string
+	}{
+		{"early", rf.Early, "Hits that drew an early refresh."},
+		{"stale_served", rf.StaleServed, "Expired values answered within the stale-while-revalidate grace."},
+		{"started", rf.Started, "Background refreshes begun."},
+		{"done", rf.Done, "Background refreshes that wrote a new value."},
+		{"skipped", rf.Skipped, "Background refreshes another process was already doing."},
+		{"failed", rf.Failed, "Background refreshes whose load or lease request failed."},
+		{"panics", rf.Panics, "Background refreshes that panicked."},
+		{"throttled", rf.Throttled, "Refreshes not started: the concurrency limit was reached."},
+	} {
+		e.counter("tiercache_refresh_"+v.name+"_total", v.help, v.n)
+	}
+
 	w := s.Warmup
 	running := int64(0)
 	if w.Running {

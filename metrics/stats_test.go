@@ -83,11 +83,18 @@ tiercache_gets_total 3
 # HELP tiercache_warmup_running 1 while a warmup is copying the durable tier upwards.
 # TYPE tiercache_warmup_running gauge
 tiercache_warmup_running 0
+# HELP tiercache_lease_won_total Leases this process was given: it loaded the key for every process.
+# TYPE tiercache_lease_won_total counter
+tiercache_lease_won_total 0
+# HELP tiercache_refresh_done_total Background refreshes that wrote a new value.
+# TYPE tiercache_refresh_done_total counter
+tiercache_refresh_done_total 0
 `
 	err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"tiercache_tier_hits_total", "tiercache_loader_statements_total", "tiercache_loader_not_found_total",
 		"tiercache_store_queue_depth", "tiercache_store_gc_runs_total", "tiercache_node_up",
-		"tiercache_node_connections", "tiercache_gets_total", "tiercache_warmup_running")
+		"tiercache_node_connections", "tiercache_gets_total", "tiercache_warmup_running",
+		"tiercache_lease_won_total", "tiercache_refresh_done_total")
 	if err != nil {
 		t.Fatal(err)
 	}
