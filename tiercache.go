@@ -138,6 +138,7 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 		}
 		tierOpts = append(tierOpts, tier.WithAutoWarmup(wopts...))
 	}
+	tierOpts = append(tierOpts, leaseOptions(f)...)
 	cache, err := tier.New(metrics.InstrumentLoader(c.Loader, c.Timings), append(tierOpts, o.tierOpts...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "WithAutoWarmup") {
@@ -369,4 +370,33 @@ func (c *Chain) closeParts() error {
 		errs = append(errs, c.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// leaseOptions maps the file's leases, early refresh, stale-while-revalidate
+// and jitter settings onto the chain's options.
+func leaseOptions(f *config.File) []tier.Option {
+	var opts []tier.Option
+	if l := f.Leases; l.Enabled {
+		var lopts []tier.LeaseOption
+		if d := l.TTL.D(); d > 0 {
+			lopts = append(lopts, tier.WithLeaseTTL(d))
+		}
+		if d := l.Wait.D(); d > 0 {
+			lopts = append(lopts, tier.WithLeaseWait(d))
+		}
+		if d := l.ClockSkew.D(); d > 0 {
+			lopts = append(lopts, tier.WithClockSkew(d))
+		}
+		opts = append(opts, tier.WithLeases(lopts...))
+	}
+	if f.EarlyRefresh > 0 {
+		opts = append(opts, tier.WithEarlyRefresh(f.EarlyRefresh))
+	}
+	if d := f.StaleWhileRevalidate.D(); d > 0 {
+		opts = append(opts, tier.WithStaleWhileRevalidate(d))
+	}
+	if f.TTLJitter > 0 {
+		opts = append(opts, tier.WithTTLJitter(f.TTLJitter))
+	}
+	return opts
 }

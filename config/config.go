@@ -40,6 +40,19 @@ type File struct {
 	StaleIfError Duration `yaml:"stale_if_error"`
 	// Warmup sets the automatic refill of memcached after a restart.
 	Warmup Warmup `yaml:"warmup"`
+	// Leases coordinate loads and invalidations across processes sharing
+	// the memcached pool (docs/consistency.md).
+	Leases Leases `yaml:"leases"`
+	// EarlyRefresh is XFetch's beta: hot keys are reloaded in the
+	// background shortly before they expire (0, the default: off; 1 is
+	// the usual choice).
+	EarlyRefresh float64 `yaml:"early_refresh"`
+	// StaleWhileRevalidate answers with a value expired no longer ago
+	// than this and refreshes it behind the caller (needs leases).
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	// TTLJitter spreads the expiries of keys loaded together by up to
+	// this fraction of their TTL either way (0.1: ±10%).
+	TTLJitter float64 `yaml:"ttl_jitter"`
 	// Stats is where a service serves its stats and metrics.
 	Stats Stats `yaml:"stats"`
 	// Log sets the structured log.
@@ -106,6 +119,20 @@ type Warmup struct {
 	Rate int `yaml:"rate"`
 }
 
+// Leases turns on memcached leases (tier.WithLeases); zero durations keep
+// the library's defaults.
+type Leases struct {
+	Enabled bool `yaml:"enabled"`
+	// TTL is how long a lease holds before another caller may take over.
+	TTL Duration `yaml:"ttl"`
+	// Wait is how long a caller waits for another process's load before
+	// loading the key itself.
+	Wait Duration `yaml:"wait"`
+	// ClockSkew is the allowance between process clocks when a durable
+	// copy is compared with an invalidation marker.
+	ClockSkew Duration `yaml:"clock_skew"`
+}
+
 // Durable is the bbolt file.
 type Durable struct {
 	Path string `yaml:"path"`
@@ -161,6 +188,7 @@ func init() {
 		"config.File": "the top level", "config.Memcached": "memcached",
 		"config.Discovery": "memcached.discovery", "config.Durable": "durable",
 		"config.Source": "source", "config.Stats": "stats", "config.Log": "log", "config.Warmup": "warmup",
+		"config.Leases": "leases",
 	} {
 		registerSection(typ, section)
 	}
@@ -373,6 +401,21 @@ func (f *File) check() problems {
 		case f.Memcached.RestartDetection <= 0:
 			ps.add(at("warmup", "auto"), "warmup: auto needs memcached.restart_detection (for example 2s) to notice restarts")
 		}
+	}
+	if l := f.Leases; l.TTL < 0 || l.Wait < 0 || l.ClockSkew < 0 {
+		ps.add(at("leases"), "leases: durations must not be negative")
+	}
+	if (f.Leases.Enabled || f.StaleWhileRevalidate > 0) && f.Memcached == nil {
+		ps.add(at("leases"), "leases: need a memcached section")
+	}
+	if f.StaleWhileRevalidate > 0 && !f.Leases.Enabled {
+		ps.add(at("stale_while_revalidate"), "stale_while_revalidate: needs leases.enabled (memcached keeps expired values only when written through leases)")
+	}
+	if f.EarlyRefresh < 0 {
+		ps.add(at("early_refresh"), "early_refresh: %g: must not be negative", f.EarlyRefresh)
+	}
+	if f.TTLJitter < 0 || f.TTLJitter >= 1 {
+		ps.add(at("ttl_jitter"), "ttl_jitter: %g: want a fraction in [0, 1)", f.TTLJitter)
 	}
 	if f.Stats.Listen != "" {
 		if _, _, err := net.SplitHostPort(f.Stats.Listen); err != nil {
