@@ -61,15 +61,22 @@ func WithWarmupProgress(interval time.Duration, fn func(WarmupProgress)) WarmupO
 	}
 }
 
-// pacer spaces sends out to a rate. It sleeps in steps of a few
+// pacer spaces sends out to a rate. It sleeps in steps of a couple of
 // milliseconds rather than once per entry, so that a high rate costs no
-// timer per entry.
+// timer per entry. A sender that fell behind (a slow scan, a full window,
+// a GC pause) catches up by at most pacerSlack's worth of entries: what it
+// missed is forgotten rather than sent at full speed, which would queue a
+// burst in the servers the rate is there to spare.
 type pacer struct {
 	rate  float64
 	step  int64
 	start time.Time
 	sent  int64
 }
+
+// pacerSlack is how far behind its rate a pacer may fall and still catch
+// up.
+const pacerSlack = 5 * time.Millisecond
 
 func newPacer(rate float64) *pacer {
 	return &pacer{rate: rate, step: max(1, int64(rate/500)), start: time.Now()}
@@ -86,6 +93,9 @@ func (p *pacer) wait(ctx context.Context) error {
 	due := p.start.Add(time.Duration(float64(p.sent) / p.rate * float64(time.Second)))
 	d := time.Until(due)
 	if d <= 0 {
+		if d < -pacerSlack {
+			p.start = p.start.Add(-d - pacerSlack)
+		}
 		return nil
 	}
 	t := time.NewTimer(d)

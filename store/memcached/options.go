@@ -56,6 +56,11 @@ type config struct {
 	discovery     *discoveryConfig
 
 	restartInterval time.Duration // restart.go; 0 is off
+
+	// AddBulk's window (pipeline.go).
+	bulkConns  int
+	bulkBatch  int
+	bulkWindow int
 }
 
 func defaultConfig() config {
@@ -67,6 +72,9 @@ func defaultConfig() config {
 		failureLimit:  DefaultFailureLimit,
 		retryTimeout:  DefaultRetryTimeout,
 		ejectedTTLCap: DefaultEjectedTTLCap,
+		bulkConns:     DefaultBulkConns,
+		bulkBatch:     DefaultBulkBatch,
+		bulkWindow:    DefaultBulkWindow,
 	}
 }
 

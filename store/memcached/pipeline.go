@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,7 @@ import (
 // streams memcached's meta protocol over a few connections per node that
 // it dials for the call:
 //
-//	ms <key> <len> F<flags> T<ttl> ME q O<n>\r\n<value>\r\n    (×256, then)
+//	ms <key> <len> F<flags> T<ttl> ME q O<n>\r\n<value>\r\n    (×batch, then)
 //	mn\r\n
 //
 // ME is add mode; q (quiet) suppresses the HD reply of every command that
@@ -32,21 +33,72 @@ import (
 // once every command before it has been processed. The replies of a batch
 // are therefore only its failures, each tagged with its command's opaque
 // O<n>, then MN: NS is a key that was present. A connection writes its next
-// batch without waiting for the last one's MN, up to bulkWindow batches,
-// and a reader goroutine per connection matches replies to batches in
-// order. Items are built by newItem, exactly as Add builds them.
+// batch without waiting for the last one's MN, up to its window of batches
+// written and not yet answered, and a reader goroutine per connection
+// matches replies to batches in order. Items are built by newItem, exactly
+// as Add builds them.
+//
+// The window bounds what a node has queued from AddBulk at any time
+// (connections × window × batch commands). memcached serves a connection
+// at most 20 commands per turn (-R) before it moves on to the next one
+// with work, so a live request sent to a node waits for at most a turn of
+// each bulk connection, not for everything queued: fewer connections keep
+// a warmup politer, a deeper window keeps the node busy while the client
+// side waits for a CPU.
 const (
-	bulkConnsPerNode = 4
-	bulkBatchKeys    = 256
-	bulkBatchBytes   = 64 << 10
-	bulkWindow       = 4
-	bulkClockEvery   = 64
+	bulkBatchBytes = 64 << 10
+	bulkClockEvery = 64
+	bulkReadyEvery = 256
 )
+
+// Defaults of WithBulkWindow, chosen with BenchmarkColdStart (see
+// docs/benchmarks.md): two connections each with two batches of 256 in
+// flight reached ~305,000 adds/s on a loaded 2-core machine, with live Get
+// p50 during the warmup near idle; four connections with four batches
+// (the first version) reached ~340,000/s with p50 2.5× idle; one batch of
+// 128 per connection fell to 235,000–270,000/s.
+const (
+	DefaultBulkConns  = 2
+	DefaultBulkWindow = 2
+	DefaultBulkBatch  = 256
+)
+
+// Bounds on WithBulkWindow.
+const (
+	maxBulkConns  = 64
+	maxBulkWindow = 64
+	maxBulkBatch  = 4096
+)
+
+// WithBulkWindow sets how AddBulk (the warmup's writer) pipelines to each
+// node: conns connections, each with at most window batches of at most
+// batch commands written and not yet answered. The product bounds the
+// commands a warmup keeps queued in a node; conns bounds how many turns
+// of bulk commands a live request to that node can wait behind. The
+// defaults (DefaultBulkConns, DefaultBulkWindow, DefaultBulkBatch) keep
+// live Gets' median near idle while reaching most of what one node
+// accepts. conns and window must be between 1 and 64, batch between 1
+// and 4096.
+func WithBulkWindow(conns, window, batch int) Option {
+	return func(c *config) error {
+		if conns < 1 || conns > maxBulkConns {
+			return fmt.Errorf("%w: bulk window: %d connections, must be between 1 and %d", ErrInvalidOption, conns, maxBulkConns)
+		}
+		if window < 1 || window > maxBulkWindow {
+			return fmt.Errorf("%w: bulk window: %d batches in flight, must be between 1 and %d", ErrInvalidOption, window, maxBulkWindow)
+		}
+		if batch < 1 || batch > maxBulkBatch {
+			return fmt.Errorf("%w: bulk window: batches of %d commands, must be between 1 and %d", ErrInvalidOption, batch, maxBulkBatch)
+		}
+		c.bulkConns, c.bulkWindow, c.bulkBatch = conns, window, batch
+		return nil
+	}
+}
 
 var _ tier.BulkAdder = (*Tier)(nil)
 
 // AddBulk implements tier.BulkAdder with pipelined meta-protocol adds over
-// four connections per node, opened for the call and closed when it
+// a few connections per node (WithBulkWindow), opened for the call and closed when it
 // returns. done is called, for each entry, with what Add would have
 // returned, from the calling goroutine or the connections' readers.
 //
@@ -66,7 +118,7 @@ func (t *Tier) AddBulk(ctx context.Context, entries iter.Seq2[string, tier.Entry
 	run := &bulkRun{t: t, ctx: ctx, done: done, nodes: make(map[*node]*bulkNode), replyTimeout: 4 * t.cfg.timeout}
 	n := 0
 	for key, e := range entries {
-		if n++; n%bulkBatchKeys == 0 {
+		if n++; n%bulkReadyEvery == 0 {
 			if err := t.ready(ctx, "add bulk"); err != nil {
 				done(key, err)
 				break
@@ -131,9 +183,10 @@ func (r *bulkRun) node(nd *node) *bulkNode {
 	if n, ok := r.nodes[nd]; ok {
 		return n
 	}
-	n := &bulkNode{run: r, node: nd, batches: make(chan *bulkBatch, bulkConnsPerNode)}
+	conns := r.t.cfg.bulkConns
+	n := &bulkNode{run: r, node: nd, batches: make(chan *bulkBatch, conns)}
 	r.nodes[nd] = n
-	for range bulkConnsPerNode {
+	for range conns {
 		r.wg.Go(n.runConn)
 	}
 	return n
@@ -159,7 +212,7 @@ type bulkBatch struct {
 }
 
 var batchPool = sync.Pool{New: func() any {
-	return &bulkBatch{buf: make([]byte, 0, bulkBatchBytes+8<<10), keys: make([]string, 0, bulkBatchKeys)}
+	return &bulkBatch{buf: make([]byte, 0, bulkBatchBytes+8<<10), keys: make([]string, 0, DefaultBulkBatch)}
 }}
 
 func (b *bulkBatch) release() {
@@ -189,7 +242,7 @@ func (n *bulkNode) add(key string, it *memcache.Item) {
 	b := n.cur
 	b.buf = appendAdd(b.buf, it, len(b.keys))
 	b.keys = append(b.keys, key)
-	if len(b.keys) >= bulkBatchKeys || len(b.buf) >= bulkBatchBytes {
+	if len(b.keys) >= n.run.t.cfg.bulkBatch || len(b.buf) >= bulkBatchBytes {
 		n.dispatch()
 	}
 }
@@ -221,6 +274,11 @@ func (n *bulkNode) dispatch() {
 	case <-n.run.ctx.Done():
 		n.fail(b, 0, n.run.ctx.Err())
 	}
+	// The caller's goroutine reads and encodes entries without blocking
+	// for as long as the window has room. Let live requests' goroutines,
+	// woken by their replies, run before the next batch rather than at
+	// the scheduler's next preemption, up to 10 ms away.
+	runtime.Gosched()
 }
 
 // fail reports every key of b from index from on as failed with cause.
@@ -282,7 +340,8 @@ func (n *bulkNode) dial() (*bulkSession, error) {
 		return nil, err
 	}
 	s := &bulkSession{node: n, conn: c, r: bufio.NewReaderSize(c, 4<<10),
-		inflight: make(chan *bulkBatch, bulkWindow), readerDone: make(chan struct{})}
+		inflight: make(chan *bulkBatch, t.cfg.bulkWindow), slots: make(chan struct{}, t.cfg.bulkWindow),
+		readerDone: make(chan struct{})}
 	go s.readReplies()
 	return s, nil
 }
@@ -294,15 +353,17 @@ type bulkSession struct {
 	conn       net.Conn
 	r          *bufio.Reader
 	inflight   chan *bulkBatch
+	slots      chan struct{} // one per batch written and not yet answered
 	readerDone chan struct{}
 	broken     atomic.Bool
 	brokenErr  atomic.Pointer[error]
 }
 
-// send writes b and queues it for the reader; a failed write fails b and
-// breaks the session.
+// send waits until the session's window has room, writes b and queues it
+// for the reader; a failed write fails b and breaks the session.
 func (s *bulkSession) send(b *bulkBatch) {
 	t := s.node.run.t
+	s.slots <- struct{}{} // the reader frees it once b is answered or failed
 	err := s.conn.SetWriteDeadline(time.Now().Add(t.cfg.timeout))
 	if err == nil {
 		_, err = s.conn.Write(b.buf)
@@ -310,6 +371,7 @@ func (s *bulkSession) send(b *bulkBatch) {
 	if err != nil {
 		s.breakWith(err)
 		s.node.fail(b, 0, err)
+		<-s.slots
 		return
 	}
 	t.cold.bulkSent.Add(int64(len(b.keys)))
@@ -342,13 +404,11 @@ func (s *bulkSession) readReplies() {
 	for b := range s.inflight {
 		if s.broken.Load() {
 			s.node.fail(b, 0, *s.brokenErr.Load())
-			continue
-		}
-		if err := s.readBatch(b); err != nil {
+		} else if err := s.readBatch(b); err != nil {
 			s.breakWith(err)
 			// readBatch reported the keys it could attribute.
-			continue
 		}
+		<-s.slots
 	}
 }
 

@@ -155,7 +155,7 @@ func TestAddBulk(t *testing.T) {
 		t.Errorf("second run: %d not stored, want %d", n, len(items)-2)
 	}
 	c := tr.Counters()
-	if c["bulk_sent"] != 2*int64(len(items)-2) || c["bulk_batches"] < 2*2000/bulkBatchKeys {
+	if c["bulk_sent"] != 2*int64(len(items)-2) || c["bulk_batches"] < 2*2000/DefaultBulkBatch {
 		t.Errorf("counters: bulk_sent=%d bulk_batches=%d", c["bulk_sent"], c["bulk_batches"])
 	}
 }
@@ -392,5 +392,50 @@ func TestAddBulkClosed(t *testing.T) {
 	err := tr.AddBulk(context.Background(), seqOf(nil), func(string, error) {})
 	if !errors.Is(err, tier.ErrClosed) {
 		t.Errorf("AddBulk after Close: %v", err)
+	}
+}
+
+// Every window stores every entry, in batches of the size asked for.
+func TestAddBulkWindow(t *testing.T) {
+	t.Parallel()
+	for _, w := range []struct{ conns, window, batch int }{{1, 1, 1}, {1, 1, 100}, {3, 2, 7}, {4, 4, 256}} {
+		t.Run(fmt.Sprintf("%dx%dx%d", w.conns, w.window, w.batch), func(t *testing.T) {
+			t.Parallel()
+			tr, _ := newTestTier(t, WithBulkWindow(w.conns, w.window, w.batch))
+			ctx := context.Background()
+			var items []kv
+			keys := make([]string, 0, 1000)
+			for i := range 1000 {
+				items = append(items, kv{fmt.Sprintf("win:%04d", i), tier.Entry{Value: []byte(strconv.Itoa(i))}})
+				keys = append(keys, items[i].key)
+			}
+			got := newOutcomes(t)
+			if err := tr.AddBulk(ctx, seqOf(items), got.done); err != nil {
+				t.Fatal(err)
+			}
+			if n := got.count(func(err error) bool { return err != nil }); n != 0 {
+				t.Fatalf("%d failures", n)
+			}
+			if m, err := tr.GetMulti(ctx, keys); err != nil || len(m) != len(keys) {
+				t.Fatalf("GetMulti found %d of %d: %v", len(m), len(keys), err)
+			}
+			c := tr.Counters()
+			if want := int64((len(items) + w.batch - 1) / w.batch); c["bulk_batches"] != want || c["bulk_sent"] != int64(len(items)) {
+				t.Errorf("bulk_batches=%d bulk_sent=%d, want %d and %d", c["bulk_batches"], c["bulk_sent"], want, len(items))
+			}
+		})
+	}
+}
+
+func TestWithBulkWindowInvalid(t *testing.T) {
+	t.Parallel()
+	for _, w := range [][3]int{{0, 1, 128}, {65, 1, 128}, {2, 0, 128}, {2, 65, 128}, {2, 1, 0}, {2, 1, 4097}, {-1, -1, -1}} {
+		tr, err := New([]string{"127.0.0.1:1"}, WithBulkWindow(w[0], w[1], w[2]))
+		if !errors.Is(err, ErrInvalidOption) {
+			if tr != nil {
+				tr.Close()
+			}
+			t.Errorf("WithBulkWindow(%d, %d, %d): %v, want ErrInvalidOption", w[0], w[1], w[2], err)
+		}
 	}
 }
