@@ -313,13 +313,9 @@ func (t *Tier) refused(op string, n *node, rep metaReply) error {
 // tier.ErrLeaseLost when it is not, and one wrapping tier.ErrTooLarge,
 // after releasing the lease, for an entry too large for the servers.
 func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseWrite) error {
-	if err := t.ready(ctx, "fill"); err != nil {
-		return err
-	}
-	wire, hashed := t.encodeKey(key)
-	r, err := t.route(wire)
+	wire, hashed, r, err := t.locate(ctx, "fill", key)
 	if err != nil {
-		return t.unroutable("fill", err)
+		return err
 	}
 	now := t.clock.Now()
 	exp, live := expiration(now, t.keepUntil(r, w, now))
@@ -365,13 +361,9 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 // stub; one taken over an item puts the item back without the lease. Both
 // only if l is still the key's lease.
 func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
-	if err := t.ready(ctx, "release"); err != nil {
-		return err
-	}
-	wire, hashed := t.encodeKey(key)
-	r, err := t.route(wire)
+	wire, hashed, r, err := t.locate(ctx, "release", key)
 	if err != nil {
-		return t.unroutable("release", err)
+		return err
 	}
 	n := r.owner
 	if !n.isUp() {
@@ -426,13 +418,9 @@ func (t *Tier) metaOne(op string, n *node, req []byte) (metaReply, error) {
 // ErrNodeDown at once, and the node deletes the key, marker and all,
 // before it takes traffic again.
 func (t *Tier) Invalidate(ctx context.Context, key string, w tier.LeaseWrite) error {
-	if err := t.ready(ctx, "invalidate"); err != nil {
-		return err
-	}
-	wire, hashed := t.encodeKey(key)
-	r, err := t.route(wire)
+	wire, hashed, r, err := t.locate(ctx, "invalidate", key)
 	if err != nil {
-		return t.unroutable("invalidate", err)
+		return err
 	}
 	now := t.clock.Now()
 	if w.Entry != nil && r.substitute() {

@@ -371,13 +371,9 @@ func (t *Tier) fetch(batches []*nodeBatch) {
 // wrapping tier.ErrTooLarge. A key whose node is down returns ErrNodeDown
 // at once; the node deletes the key before it takes traffic again.
 func (t *Tier) Set(ctx context.Context, key string, e tier.Entry) error {
-	if err := t.ready(ctx, "set"); err != nil {
-		return err
-	}
-	wire, hashed := t.encodeKey(key)
-	r, err := t.route(wire)
+	wire, hashed, r, err := t.locate(ctx, "set", key)
 	if err != nil {
-		return t.unroutable("set", err)
+		return err
 	}
 	now := t.clock.Now()
 	if r.substitute() {
@@ -416,13 +412,9 @@ func (t *Tier) Set(ctx context.Context, key string, e tier.Entry) error {
 // the servers. An entry that has already expired is not sent, and Add
 // returns nil: there is nothing worth storing.
 func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
-	if err := t.ready(ctx, "add"); err != nil {
-		return err
-	}
-	wire, hashed := t.encodeKey(key)
-	r, err := t.route(wire)
+	wire, hashed, r, err := t.locate(ctx, "add", key)
 	if err != nil {
-		return t.unroutable("add", err)
+		return err
 	}
 	now := t.clock.Now()
 	if r.substitute() {
@@ -459,15 +451,24 @@ func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
 // ErrNodeDown at once; the node deletes the key before it takes traffic
 // again.
 func (t *Tier) Delete(ctx context.Context, key string) error {
-	if err := t.ready(ctx, "delete"); err != nil {
+	wire, _, r, err := t.locate(ctx, "delete", key)
+	if err != nil {
 		return err
 	}
-	wire, _ := t.encodeKey(key)
-	r, err := t.route(wire)
-	if err != nil {
-		return t.unroutable("delete", err)
-	}
 	return t.remove("delete", r, wire)
+}
+
+// locate readies a keyed operation: the Tier is open, ctx is alive, and
+// key's wire form and node are known.
+func (t *Tier) locate(ctx context.Context, op, key string) (wire string, hashed bool, r route, err error) {
+	if err := t.ready(ctx, op); err != nil {
+		return "", false, route{}, err
+	}
+	wire, hashed = t.encodeKey(key)
+	if r, err = t.route(wire); err != nil {
+		return "", false, route{}, t.unroutable(op, err)
+	}
+	return wire, hashed, r, nil
 }
 
 // ready returns why an operation must not start: the Tier is closed or the
