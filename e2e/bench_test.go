@@ -104,19 +104,7 @@ func BenchmarkGetHit(b *testing.B) {
 // each side's median and their ratio (chain / raw).
 func BenchmarkGetHitInterleaved(b *testing.B) {
 	h := newHitBench(b)
-	chain := make([]time.Duration, 0, b.N)
-	raw := make([]time.Duration, 0, b.N)
-	i := 0
-	for b.Loop() {
-		if i%2 == 0 {
-			chain = append(chain, timed(func() { h.chainGet(b) }))
-			raw = append(raw, timed(func() { h.rawGet(b) }))
-		} else {
-			raw = append(raw, timed(func() { h.rawGet(b) }))
-			chain = append(chain, timed(func() { h.chainGet(b) }))
-		}
-		i++
-	}
+	chain, raw := h.interleave(b)
 	c50, r50 := percentile(chain, 50), percentile(raw, 50)
 	b.ReportMetric(float64(c50.Nanoseconds()), "chain-p50-ns")
 	b.ReportMetric(float64(r50.Nanoseconds()), "raw-p50-ns")
@@ -230,6 +218,25 @@ func BenchmarkGetDurableHit(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// interleave runs a chain Get and a raw Get per iteration, alternating which
+// goes first, and returns the latencies of each side.
+func (h *hitBench) interleave(b *testing.B) (chain, raw []time.Duration) {
+	chain = make([]time.Duration, 0, b.N)
+	raw = make([]time.Duration, 0, b.N)
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			chain = append(chain, timed(func() { h.chainGet(b) }))
+			raw = append(raw, timed(func() { h.rawGet(b) }))
+		} else {
+			raw = append(raw, timed(func() { h.rawGet(b) }))
+			chain = append(chain, timed(func() { h.chainGet(b) }))
+		}
+		i++
+	}
+	return chain, raw
 }
 
 func timed(f func()) time.Duration {

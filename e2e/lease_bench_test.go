@@ -243,19 +243,7 @@ func BenchmarkGetHitLeasesInterleaved(b *testing.B) {
 			if err := h.raw.Set(&memcache.Item{Key: h.rawKey, Value: item}); err != nil {
 				b.Fatal(err)
 			}
-			chain := make([]time.Duration, 0, b.N)
-			raw := make([]time.Duration, 0, b.N)
-			i := 0
-			for b.Loop() {
-				if i%2 == 0 {
-					chain = append(chain, timed(func() { h.chainGet(b) }))
-					raw = append(raw, timed(func() { h.rawGet(b) }))
-				} else {
-					raw = append(raw, timed(func() { h.rawGet(b) }))
-					chain = append(chain, timed(func() { h.chainGet(b) }))
-				}
-				i++
-			}
+			chain, raw := h.interleave(b)
 			if st := cache.Stats(); st.Tiers[0].Misses > 1 {
 				b.Fatalf("%d memcached misses: not measuring hits", st.Tiers[0].Misses)
 			}
