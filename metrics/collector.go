@@ -209,7 +209,7 @@ func (e emitter) sendFloat(name, help string, typ prometheus.ValueType, v float6
 func isLevel(name string) bool {
 	switch name {
 	case "queue_depth", "pending", "entries", "bytes", "quarantined", "state", "up", "weight",
-		"discovery_version", "pending_invalidations":
+		"discovery_version", "pending_invalidations", "lease_protocol_meta", "lease_protocol_classic":
 		return true
 	}
 	for _, suffix := range []string{"_depth", "connections", "_conns", "_at", "_inflight", "in_flight"} {

@@ -36,6 +36,7 @@ type node struct {
 
 	health
 	stats nodeCounters
+	proto nodeProtocol // the protocol its leases use (leaseproto.go)
 
 	// retired is set once the node has left the cluster; it refuses to
 	// dial from then on (see dial).

@@ -33,8 +33,12 @@
 // Set and Delete as invalidation markers that void the leases granted
 // before and make every add of the key fail. Get reads the values such
 // records carry like any envelope, and a lease in progress (the empty item
-// "mg N" leaves) or a bare marker as a miss. See lease.go and record.go,
-// and docs/consistency.md for what the chain builds on them.
+// "mg N" leaves) or a bare marker as a miss. Servers without the meta
+// protocol (twemproxy, memcached before 1.6) get the same leases from
+// gets, add and cas, for one more round trip per lease won; by default
+// each node is asked once which it speaks (WithLeaseProtocol). See
+// lease.go, leaseclassic.go and record.go, and docs/consistency.md for
+// what the chain builds on them.
 //
 // # Keys
 //

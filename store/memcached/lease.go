@@ -15,7 +15,9 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Leases (tier.Leaser) on memcached's meta protocol.
+// Leases (tier.Leaser) on memcached's meta protocol. Nodes that do not
+// speak it use the classic protocol instead (leaseclassic.go; which one,
+// leaseproto.go); Invalidate is the same for both.
 //
 // Lease sends, for every key of a node, in one write:
 //
@@ -44,7 +46,8 @@ import (
 // winner's Fill is "ms <key> <len> C<token> T<ttl> F<flags>": any write to
 // the key since (an invalidation, a takeover) changed the CAS or removed
 // the item, and the fill is refused (EX, NF) instead of landing. Release
-// is "md <key> C<token>" for a stub, or the record without its lease.
+// is "md <key> C<token>" for a stub, or the record without its lease. A
+// lease taken over an item keeps the item at least as long as the lease.
 // Invalidate is an unconditional set of a record carrying the marker (and
 // the new value for Set), kept as long as the marker must be.
 
@@ -56,6 +59,7 @@ var errLeaseLost = fmt.Errorf("memcached: fill: %w", tier.ErrLeaseLost)
 // leaseCounters are the lease operations' counts (see Counters).
 type leaseCounters struct {
 	keys, won, held, takeovers, fills, refused, releases, markers atomic.Int64
+	probes, probeErrors                                           atomic.Int64 // leaseproto.go
 }
 
 func (c *leaseCounters) addCounters(m map[string]int64) {
@@ -67,6 +71,8 @@ func (c *leaseCounters) addCounters(m map[string]int64) {
 	m["lease_fills_refused"] = c.refused.Load()
 	m["lease_releases"] = c.releases.Load()
 	m["markers"] = c.markers.Load()
+	m["lease_protocol_probes"] = c.probes.Load()
+	m["lease_protocol_probe_errors"] = c.probeErrors.Load()
 }
 
 // leaseBatch is the part of a Lease call that goes to one node.
@@ -75,14 +81,16 @@ type leaseBatch struct {
 	keys   []string
 	wires  []string
 	hashed []bool
+	routes []route
 	leases []tier.Lease
 	ok     []bool
 	err    error
 }
 
 // Lease implements tier.Leaser with one pipelined round trip per node, two
-// for a node where a lease is taken over an existing item. Keys of a node
-// that is down or fails are absent from the map, and the error, wrapping
+// for a node where a lease is taken over an existing item (on the classic
+// protocol: one, and two where a lease is won). Keys of a node that is
+// down or fails are absent from the map, and the error, wrapping
 // ErrUnavailable, says so.
 func (t *Tier) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) (map[string]tier.Lease, error) {
 	if err := t.ready(ctx, "lease"); err != nil {
@@ -117,6 +125,7 @@ func (t *Tier) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) 
 		b.keys = append(b.keys, key)
 		b.wires = append(b.wires, wire)
 		b.hashed = append(b.hashed, hashed)
+		b.routes = append(b.routes, r)
 	}
 	t.lease.keys.Add(int64(len(seen)))
 	one := func(b *leaseBatch) {
@@ -125,7 +134,14 @@ func (t *Tier) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) 
 			b.err = t.skip(b.node)
 			return
 		}
-		t.leaseOn(b, req)
+		switch p, err := t.leaseProtocol(b.node); {
+		case err != nil:
+			b.err = err
+		case p == protoClassic:
+			t.classicLeaseOn(b, req)
+		default:
+			t.leaseOn(b, req)
+		}
 	}
 	if len(batches) == 1 {
 		one(batches[0])
@@ -182,12 +198,25 @@ func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
 	}
 	var takeovers []takeover
 	for i, rep := range replies {
-		if rep.code != "VA" {
+		switch {
+		case rep.code != "VA":
 			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
-			continue
-		}
-		if tk, ok := t.classify(b, i, rep, req); !ok {
-			takeovers = append(takeovers, tk)
+		case isStub(rep.flags, rep.value) && rep.win:
+			t.lease.won.Add(1)
+			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseWon, Token: rep.cas}, true
+		case isStub(rep.flags, rep.value):
+			t.lease.held.Add(1)
+			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseHeld}, true
+		default:
+			if rec, ok := t.classify(b, i, rep.flags, rep.value, req); !ok {
+				ttl := rep.ttl // seconds left; -1 for none
+				if ttl < 0 {
+					ttl = 0 // for ever
+				} else {
+					ttl = max(ttl, ceilSeconds(req.TTL)) // the item must outlive its lease
+				}
+				takeovers = append(takeovers, takeover{i: i, cas: rep.cas, rec: rec, ttl: ttl})
+			}
 		}
 	}
 	if len(takeovers) > 0 {
@@ -195,27 +224,18 @@ func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
 	}
 }
 
-// classify turns the reply for key i into its lease, or reports (ok false)
-// that the lease must be taken over the item.
-func (t *Tier) classify(b *leaseBatch, i int, rep metaReply, req tier.LeaseRequest) (takeover, bool) {
-	if isStub(rep.flags, rep.value) {
-		if rep.win {
-			t.lease.won.Add(1)
-			b.leases[i] = tier.Lease{State: tier.LeaseWon, Token: rep.cas}
-		} else {
-			t.lease.held.Add(1)
-			b.leases[i] = tier.Lease{State: tier.LeaseHeld}
-		}
-		b.ok[i] = true
-		return takeover{}, true
-	}
+// classify turns the item read for key i, anything but a stub, into its
+// lease, or reports (ok false) that the lease must be taken over the item:
+// rec is then the item with a lease, to be written in its place.
+func (t *Tier) classify(b *leaseBatch, i int, flags uint32, value []byte, req tier.LeaseRequest) (rec record, ok bool) {
 	key, hashed := b.keys[i], b.hashed[i]
-	var rec record // an item that is neither a record nor an envelope stays empty, and is taken over
-	if rep.flags == recordFlags(hashed) {
-		if r, err := decodeRecord(key, hashed, rep.value); err == nil {
+	// An item that is neither a record nor an envelope stays empty, and
+	// is taken over.
+	if flags == recordFlags(hashed) {
+		if r, err := decodeRecord(key, hashed, value); err == nil {
 			rec = r
 		}
-	} else if e, err := decodeItem(key, hashed, &memcache.Item{Key: b.wires[i], Value: rep.value, Flags: rep.flags}); err == nil {
+	} else if e, err := decodeItem(key, hashed, &memcache.Item{Key: b.wires[i], Value: value, Flags: flags}); err == nil {
 		rec.entry = &e
 	}
 	fresh := rec.entry != nil && !rec.entry.Expired(req.Now)
@@ -226,17 +246,11 @@ func (t *Tier) classify(b *leaseBatch, i int, rep metaReply, req tier.LeaseReque
 		t.lease.held.Add(1)
 		b.leases[i] = tier.Lease{State: tier.LeaseHeld, Entry: rec.entry, Marker: rec.marker}
 	default:
-		rec.leaseUntil = req.Now.Add(req.TTL)
-		ttl := rep.ttl // seconds left; -1 for none
-		if ttl < 0 {
-			ttl = 0
-		} else if ttl == 0 {
-			ttl = 1 // 0 would be "never"
-		}
-		return takeover{i: i, cas: rep.cas, rec: rec, ttl: ttl}, false
+		rec.leaseUntil, rec.nonce = req.Now.Add(req.TTL), 0
+		return rec, false
 	}
 	b.ok[i] = true
-	return takeover{}, true
+	return record{}, true
 }
 
 // takeOver rewrites the items of tks with a lease, each conditional on the
@@ -339,17 +353,15 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 	if !n.isUp() {
 		return t.skip(n)
 	}
-	req := appendMetaSet(nil, wire, it.Value, "C"+strconv.FormatUint(l.Token, 10),
-		"T"+strconv.FormatInt(int64(it.Expiration), 10), "F"+strconv.FormatUint(uint64(it.Flags), 10))
-	rep, err := t.metaOne("fill", n, req)
+	rep, err := t.casWrite("fill", n, it, l.Token)
 	if err != nil {
 		return err
 	}
 	switch rep.code {
-	case "HD":
+	case "HD", "STORED":
 		t.lease.fills.Add(1)
 		return nil
-	case "EX", "NF", "NS":
+	case "EX", "NF", "NS", "EXISTS", "NOT_FOUND", "NOT_STORED":
 		t.lease.refused.Add(1)
 		return errLeaseLost
 	default:
@@ -358,8 +370,10 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 }
 
 // Release implements tier.Leaser: a lease that vivified a stub deletes the
-// stub; one taken over an item puts the item back without the lease. Both
-// only if l is still the key's lease.
+// stub (on the classic protocol, which has no conditional delete, it
+// replaces it with an empty record that lives a second); one taken over
+// an item puts the item back without the lease. All only if l is still
+// the key's lease.
 func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 	wire, hashed, r, err := t.locate(ctx, "release", key)
 	if err != nil {
@@ -369,32 +383,63 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 	if !n.isUp() {
 		return t.skip(n)
 	}
-	now := t.clock.Now()
-	token := "C" + strconv.FormatUint(l.Token, 10)
-	var req []byte
-	exp, live := expiration(now, t.keepUntil(r, tier.LeaseWrite{Entry: l.Entry, Marker: l.Marker}, now))
-	switch {
-	case !live || l.Entry == nil && l.Marker.At.IsZero():
-		req = []byte("md " + wire + " " + token + "\r\n")
-	default:
-		it := recordItem(key, wire, hashed, record{marker: l.Marker, entry: l.Entry}, exp)
-		if l.Marker.At.IsZero() {
-			it = newItem(key, wire, hashed, *l.Entry, exp)
-		}
-		req = appendMetaSet(nil, wire, it.Value, token, "T"+strconv.FormatInt(int64(exp), 10),
-			"F"+strconv.FormatUint(uint64(it.Flags), 10))
+	p, err := t.leaseProtocol(n)
+	if err != nil {
+		return err
 	}
-	rep, err := t.metaOne("release", n, req)
+	now := t.clock.Now()
+	exp, live := expiration(now, t.keepUntil(r, tier.LeaseWrite{Entry: l.Entry, Marker: l.Marker}, now))
+	empty := !live || l.Entry == nil && l.Marker.At.IsZero()
+	var it *memcache.Item // nil: delete the stub
+	switch {
+	case empty && p == protoClassic:
+		// No conditional delete in the classic protocol: a record with
+		// nothing in it, which the next caller takes over at once, and
+		// which is gone a second later.
+		it = recordItem(key, wire, hashed, record{}, 1)
+	case !empty && l.Marker.At.IsZero():
+		it = newItem(key, wire, hashed, *l.Entry, exp)
+	case !empty:
+		it = recordItem(key, wire, hashed, record{marker: l.Marker, entry: l.Entry}, exp)
+	}
+	var rep metaReply
+	if it == nil {
+		rep, err = t.metaOne("release", n, []byte("md "+wire+" C"+strconv.FormatUint(l.Token, 10)+"\r\n"))
+	} else {
+		rep, err = t.casWrite("release", n, it, l.Token)
+	}
 	if err != nil {
 		return err
 	}
 	t.lease.releases.Add(1)
 	switch rep.code {
-	case "HD", "EX", "NF", "NS":
+	case "HD", "EX", "NF", "NS", "STORED", "EXISTS", "NOT_FOUND", "NOT_STORED":
 		return nil // released, or no longer ours to release
 	default:
 		return t.refused("release", n, rep)
 	}
+}
+
+// casWrite stores it in n's memcached only if the key's CAS is still
+// token, with the command of the protocol n's leases use: ms with C, or
+// cas. The reply's code is the protocol's own (HD, EX, NF; STORED,
+// EXISTS, NOT_FOUND).
+func (t *Tier) casWrite(op string, n *node, it *memcache.Item, token uint64) (metaReply, error) {
+	p, err := t.leaseProtocol(n)
+	if err != nil {
+		return metaReply{}, err
+	}
+	if p == protoClassic {
+		var rep metaReply
+		err := t.metaRoundTrip(op, n, appendStorage(nil, "cas", it, token), func(r *bufio.Reader) error {
+			var err error
+			rep, err = readStoreReply(r)
+			return err
+		})
+		return rep, err
+	}
+	return t.metaOne(op, n, appendMetaSet(nil, it.Key, it.Value, "C"+strconv.FormatUint(token, 10),
+		"T"+strconv.FormatInt(int64(it.Expiration), 10), "F"+strconv.FormatUint(uint64(it.Flags), 10)))
 }
 
 // metaOne sends one meta command to n and reads its reply.

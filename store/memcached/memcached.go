@@ -185,6 +185,13 @@ func (t *Tier) Servers() []Server { return t.members.current.Load().servers() }
 //	                  an invalidation or a takeover had voided
 //	lease_releases    leases given up
 //	markers           invalidation markers written (Set, Delete)
+//	lease_protocol_meta, lease_protocol_classic
+//	                  nodes whose leases use the meta or the classic
+//	                  protocol (see WithLeaseProtocol); a node not yet
+//	                  asked counts in neither
+//	lease_protocol_probes, lease_protocol_probe_errors
+//	                  nodes asked which protocol they speak, and the
+//	                  asks that got no answer
 //
 // NodeStats breaks most of these down per server.
 func (t *Tier) Counters() map[string]int64 {
@@ -194,6 +201,7 @@ func (t *Tier) Counters() map[string]int64 {
 	}
 	t.cold.addCounters(m)
 	t.lease.addCounters(m)
+	t.addProtocolCounters(m, t.members.current.Load().nodes()...)
 	return m
 }
 

@@ -13,19 +13,21 @@ import (
 	"time"
 )
 
-// Meta-protocol round trips.
+// Round trips of the lease commands.
 //
-// The lease commands (mg with N, ms and md with C) are meta commands that
-// gomemcache cannot send. They go over connections of their own, one
-// request at a time per connection, kept idle per node between requests
-// like gomemcache's pool (up to WithMaxIdleConns). A request is a batch of
-// commands written at once; the replies come back in order.
+// The lease commands are ones gomemcache cannot send: meta commands (mg
+// with N, ms and md with C), or on the classic protocol gets, add and cas
+// pipelined in one write, with CAS values that gomemcache keeps to itself.
+// They go over connections of their own, one request at a time per
+// connection, kept idle per node between requests like gomemcache's pool
+// (up to WithMaxIdleConns). A request is a batch of commands written at
+// once; the replies come back in order.
 //
 // The connections are dialed through the Tier's connSet, so Close (and a
 // node leaving the cluster) closes them, and their failures count towards
 // the node's health like any operation's.
 
-// metaConns is the idle meta-protocol connections of every node. It is
+// metaConns is the idle lease connections of every node. It is
 // safe for concurrent use.
 type metaConns struct {
 	mu   sync.Mutex
@@ -106,6 +108,9 @@ func (t *Tier) metaRoundTrip(op string, n *node, req []byte, read func(*bufio.Re
 		}
 		c.Close()
 		if reused && staleConn(err) && attempt <= t.maxIdleConns && !t.closed.Load() {
+			// The server restarted, perhaps as another version: ask it
+			// again which protocol it speaks, from the next operation on.
+			t.forgetProtocol(n)
 			t.stats.retries.Add(1)
 			continue
 		}
@@ -130,7 +135,7 @@ type metaReply struct {
 }
 
 // errProtocol is a reply the stream cannot go on after.
-var errProtocol = errors.New("memcached: unexpected meta reply")
+var errProtocol = errors.New("memcached: unexpected reply")
 
 // readMetaReply reads one reply. A CLIENT_ERROR, ERROR or unparsable line
 // returns an error wrapping errProtocol: the connection is then unusable.

@@ -46,6 +46,9 @@ type nodeCounters struct {
 //	replayed_invalidations  such keys deleted by a probe
 //	lost_invalidations      such keys it could not remember (the limit is
 //	                        10000); their old values live until they expire
+//	lease_protocol_meta, lease_protocol_classic
+//	                        1 for the protocol its leases use, once known
+//	                        (see WithLeaseProtocol)
 //
 // The counters of a node last as long as its address stays in the
 // cluster; a node that leaves and returns starts from zero.
@@ -58,7 +61,7 @@ func (t *Tier) NodeStats() []tier.NodeStats {
 		if name == "" {
 			name = m.server.Addr
 		}
-		out = append(out, tier.NodeStats{
+		ns := tier.NodeStats{
 			Name:  name,
 			Addr:  m.server.Addr,
 			State: n.currentState().String(),
@@ -78,7 +81,9 @@ func (t *Tier) NodeStats() []tier.NodeStats {
 				"replayed_invalidations": n.stats.replayedInvalidations.Load(),
 				"lost_invalidations":     n.stats.lostInvalidations.Load(),
 			},
-		})
+		}
+		t.addProtocolCounters(ns.Counters, n)
+		out = append(out, ns)
 	}
 	return out
 }

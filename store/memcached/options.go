@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -57,6 +58,8 @@ type config struct {
 
 	restartInterval time.Duration // restart.go; 0 is off
 
+	leaseProtocol LeaseProtocol // leaseproto.go
+
 	// AddBulk's window (pipeline.go).
 	bulkConns  int
 	bulkBatch  int
@@ -75,6 +78,7 @@ func defaultConfig() config {
 		bulkConns:     DefaultBulkConns,
 		bulkBatch:     DefaultBulkBatch,
 		bulkWindow:    DefaultBulkWindow,
+		leaseProtocol: LeaseProtocolAuto,
 	}
 }
 
@@ -170,6 +174,24 @@ func WithSelector(s memcache.ServerSelector) Option {
 			return fmt.Errorf("%w: nil selector", ErrInvalidOption)
 		}
 		c.selector = s
+		return nil
+	}
+}
+
+// WithLeaseProtocol chooses the commands the Tier's leases (tier.Leaser)
+// are built on: LeaseProtocolMeta, memcached's meta commands, which need
+// memcached 1.6 or later spoken to directly; LeaseProtocolClassic, gets,
+// add and cas, which twemproxy (nutcracker) and older servers understand,
+// for one more round trip per lease won; or LeaseProtocolAuto, the
+// default, which asks each node once and uses meta where it can. The
+// protocols leave the same items, so processes on either can share one
+// memcached. Any other value is an invalid option.
+func WithLeaseProtocol(p LeaseProtocol) Option {
+	return func(c *config) error {
+		if !slices.Contains(LeaseProtocols, p) {
+			return fmt.Errorf("%w: lease protocol %q, want one of %v", ErrInvalidOption, p, LeaseProtocols)
+		}
+		c.leaseProtocol = p
 		return nil
 	}
 }

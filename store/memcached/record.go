@@ -15,15 +15,17 @@ import (
 //
 // A lease on a key memcached does not hold is an empty item with flags 0
 // that "mg <key> N<ttl>" vivified (a stub); it expires after the lease TTL.
-// Everything else the lease protocol stores is a record:
+// (The classic protocol, leaseclassic.go, adds a record with a lease and no
+// entry instead.) Everything else the lease protocol stores is a record:
 //
 //	flagsRecord        a record, under a key sent as it is
 //	flagsKeyedRecord   a record of a hashed key, which carries the key
 //
 //	byte 0        record version (1)
-//	byte 1        bit 0: marker, bit 1: lease, bit 2: entry
+//	byte 1        bit 0: marker, bit 1: lease, bit 2: entry, bit 3: nonce
 //	16 bytes      if marker: invalidated at, kept until (Unix µs; 0 = for ever)
 //	8 bytes       if lease: lease until (Unix ms)
+//	8 bytes       if nonce (only with a lease): the lease's nonce, not 0
 //	uvarint|key   if hashed: the caller's key, as in flagsKeyedEnvelope
 //	envelope      if entry: tier.EncodeEntry's
 //
@@ -34,6 +36,10 @@ import (
 // CAS, so that exactly one caller gets it; the entry stays readable by Get
 // meanwhile. Get reads a record that has an entry like an envelope, and a
 // record without one, or a stub, as a miss.
+//
+// The nonce is for the classic protocol, whose add and cas do not return
+// the CAS of the item they store: the winner reads the item back and
+// knows it for its own by the nonce, drawn at random for each lease.
 const (
 	flagsRecord      uint32 = 0x7403
 	flagsKeyedRecord uint32 = 0x7404
@@ -42,6 +48,7 @@ const (
 	recordMarker  = 1 << 0
 	recordLease   = 1 << 1
 	recordEntry   = 1 << 2
+	recordNonce   = 1 << 3
 )
 
 // errNoEntry is an item that holds no value: a lease stub or a record
@@ -52,6 +59,7 @@ var errNoEntry = fmt.Errorf("memcached: %w: the key holds a lease or an invalida
 type record struct {
 	marker     tier.Marker
 	leaseUntil time.Time // zero: no lease
+	nonce      uint64    // 0: none; only with a lease
 	entry      *tier.Entry
 }
 
@@ -75,7 +83,7 @@ func encodeRecord(key string, hashed bool, rec record) []byte {
 	if rec.entry != nil {
 		envelope = tier.EncodeEntry(*rec.entry)
 	}
-	b := make([]byte, 2, 2+16+8+binary.MaxVarintLen64+len(key)+len(envelope))
+	b := make([]byte, 2, 2+16+8+8+binary.MaxVarintLen64+len(key)+len(envelope))
 	b[0] = recordVersion
 	if !rec.marker.At.IsZero() {
 		b[1] |= recordMarker
@@ -85,6 +93,10 @@ func encodeRecord(key string, hashed bool, rec record) []byte {
 	if !rec.leaseUntil.IsZero() {
 		b[1] |= recordLease
 		b = binary.BigEndian.AppendUint64(b, uint64(max(rec.leaseUntil.UnixMilli(), 1)))
+		if rec.nonce != 0 {
+			b[1] |= recordNonce
+			b = binary.BigEndian.AppendUint64(b, rec.nonce)
+		}
 	}
 	if hashed {
 		b = binary.AppendUvarint(b, uint64(len(key)))
@@ -100,8 +112,11 @@ func encodeRecord(key string, hashed bool, rec record) []byte {
 // decodeRecord parses a record stored for key. The entry's Value aliases b.
 func decodeRecord(key string, hashed bool, b []byte) (record, error) {
 	var rec record
-	if len(b) < 2 || b[0] != recordVersion || b[1]&^(recordMarker|recordLease|recordEntry) != 0 {
+	if len(b) < 2 || b[0] != recordVersion || b[1]&^(recordMarker|recordLease|recordEntry|recordNonce) != 0 {
 		return rec, fmt.Errorf("%w: not a record", tier.ErrBadEnvelope)
+	}
+	if b[1]&recordNonce != 0 && b[1]&recordLease == 0 {
+		return rec, fmt.Errorf("%w: nonce without a lease in record", tier.ErrBadEnvelope)
 	}
 	bits := b[1]
 	b = b[2:]
@@ -139,6 +154,16 @@ func decodeRecord(key string, hashed bool, b []byte) (record, error) {
 			return rec, err
 		}
 		rec.leaseUntil = time.UnixMilli(max(ms, 1))
+	}
+	if bits&recordNonce != 0 {
+		if len(b) < 8 {
+			return rec, fmt.Errorf("%w: record too short", tier.ErrBadEnvelope)
+		}
+		rec.nonce = binary.BigEndian.Uint64(b)
+		b = b[8:]
+		if rec.nonce == 0 {
+			return rec, fmt.Errorf("%w: zero nonce in record", tier.ErrBadEnvelope)
+		}
 	}
 	if hashed {
 		n, size := binary.Uvarint(b)

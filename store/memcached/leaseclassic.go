@@ -1,0 +1,374 @@
+package memcached
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/tiercache/tiercache/tier"
+)
+
+// Leases on the classic text protocol, for servers without the meta
+// commands: twemproxy (nutcracker), and memcached before 1.6.
+//
+// Lease reads every key of a node in one write (classicGetsKeys keys a
+// line):
+//
+//	gets <key> <key> ...              VALUE <key> <flags> <bytes> <cas> ... END
+//
+// and sorts the keys as the meta protocol does: a fresh value is a hit; a
+// record whose lease is running, or a stub of the meta protocol, is held
+// by someone; anything else is to be taken. Those are claimed in one more
+// write:
+//
+//	add <key> <flags> <ttl> <len>          a key that is absent: a record
+//	                                       with a lease, living the lease TTL
+//	cas <key> <flags> <exp> <len> <cas>    an item to take over: the item
+//	                                       rewritten with a lease, if its CAS
+//	                                       is still the one read
+//	gets <the same keys>
+//
+// add and cas store for exactly one client (STORED); the others get
+// NOT_STORED, EXISTS or NOT_FOUND and report the key held. Neither returns
+// the CAS of the item it stored, which the winner needs as its token: the
+// gets behind them reads it, since memcached (and twemproxy, towards one
+// server) runs a connection's commands in order. Each lease record carries
+// a nonce drawn at random, so that the winner knows the item read back for
+// its own; another item there means the key was written in between (an
+// invalidation), and the lease is reported held. A read back that still
+// shows the item from before the claim (a proxy that sent it ahead of the
+// claim on another server connection) is read again, once the claim's
+// reply is in.
+//
+// The token is the item's CAS, as on the meta protocol, so Fill is
+//
+//	cas <key> <flags> <exp> <len> <token>  STORED; EXISTS, NOT_FOUND: lost
+//
+// and Release a cas too (see Release). Invalidate is the unconditional set
+// both protocols share.
+//
+// gets tells nothing of how long an item has left, so an item taken over
+// is kept as long as its entry (without the stale-while-revalidate grace,
+// which it no longer knows) and its marker must, and at least until its
+// lease ends.
+
+// classicGetsKeys is how many keys one gets line asks for.
+const classicGetsKeys = 100
+
+// classicItem is an item as gets returns it.
+type classicItem struct {
+	answered bool // the gets that asked for it ended with END
+	found    bool
+	flags    uint32
+	value    []byte
+	cas      uint64
+}
+
+// claim is a lease to be claimed with add (cas 0) or cas.
+type claim struct {
+	i   int    // the key's index in its leaseBatch
+	cas uint64 // the CAS the item was read with; 0 for an absent key
+	rec record // the record to store, with a lease and a nonce
+	exp int32
+}
+
+// classicLeaseOn asks b's node for b's leases on the classic protocol.
+func (t *Tier) classicLeaseOn(b *leaseBatch, req tier.LeaseRequest) {
+	items := make([]classicItem, len(b.wires))
+	buf := appendGets(nil, b.wires)
+	var refused string
+	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+		var err error
+		refused, err = readGets(r, b.wires, items)
+		return err
+	})
+	if err != nil {
+		b.err = err
+		return
+	}
+	if refused != "" {
+		b.err = t.refused("lease", b.node, metaReply{code: "SERVER_ERROR", msg: refused})
+	}
+	var claims []claim
+	for i, it := range items {
+		switch {
+		case !it.answered:
+		case !it.found:
+			rec := record{leaseUntil: req.Now.Add(req.TTL), nonce: newNonce()}
+			claims = append(claims, claim{i: i, rec: rec, exp: int32(ceilSeconds(req.TTL))})
+		case isStub(it.flags, it.value):
+			// A lease of the meta protocol; it ends when the stub expires.
+			t.lease.held.Add(1)
+			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseHeld}, true
+		default:
+			if rec, ok := t.classify(b, i, it.flags, it.value, req); !ok {
+				rec.nonce = newNonce()
+				claims = append(claims, claim{i: i, cas: it.cas, rec: rec, exp: t.takeoverExpiration(b.routes[i], rec, req)})
+			}
+		}
+	}
+	if len(claims) > 0 {
+		t.claim(b, claims)
+	}
+}
+
+// claim stores the claims' records, each only if the key is still as it
+// was read, and reads the items back, in one round trip; it grants the
+// leases whose record it finds there.
+func (t *Tier) claim(b *leaseBatch, claims []claim) {
+	var buf []byte
+	wires := make([]string, len(claims))
+	for j, c := range claims {
+		i := c.i
+		it := recordItem(b.keys[i], b.wires[i], b.hashed[i], c.rec, c.exp)
+		if c.cas == 0 {
+			buf = appendStorage(buf, "add", it, 0)
+		} else {
+			buf = appendStorage(buf, "cas", it, c.cas)
+		}
+		wires[j] = b.wires[i]
+	}
+	buf = appendGets(buf, wires)
+	replies := make([]metaReply, len(claims))
+	items := make([]classicItem, len(claims))
+	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+		for j := range replies {
+			var err error
+			if replies[j], err = readStoreReply(r); err != nil {
+				return err
+			}
+		}
+		_, err := readGets(r, wires, items)
+		return err
+	})
+	if err != nil {
+		b.err = errors.Join(b.err, err)
+		return
+	}
+	var early []int // stored, but read back before the claim
+	for j, c := range claims {
+		switch rep := replies[j]; rep.code {
+		case "STORED":
+			if it := items[j]; it.answered && (!it.found || c.cas != 0 && it.cas == c.cas) {
+				early = append(early, j)
+				continue
+			}
+			t.grant(b, c, items[j])
+		case "NOT_STORED", "EXISTS", "NOT_FOUND":
+			// Someone wrote the key first: a claim, a fill or an
+			// invalidation. The next poll will tell which.
+			t.lease.held.Add(1)
+			b.leases[c.i], b.ok[c.i] = tier.Lease{State: tier.LeaseHeld, Entry: c.rec.entry, Marker: c.rec.marker}, true
+		default:
+			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
+		}
+	}
+	if len(early) > 0 {
+		t.readBack(b, claims, early)
+	}
+}
+
+// readBack reads again the items of the claims at idx, which were stored
+// but read back unchanged, and grants the leases whose record it finds.
+func (t *Tier) readBack(b *leaseBatch, claims []claim, idx []int) {
+	wires := make([]string, len(idx))
+	for k, j := range idx {
+		wires[k] = b.wires[claims[j].i]
+	}
+	items := make([]classicItem, len(idx))
+	err := t.metaRoundTrip("lease", b.node, appendGets(nil, wires), func(r *bufio.Reader) error {
+		_, err := readGets(r, wires, items)
+		return err
+	})
+	if err != nil {
+		b.err = errors.Join(b.err, err)
+		return
+	}
+	for k, j := range idx {
+		t.grant(b, claims[j], items[k])
+	}
+}
+
+// grant settles the claim c, whose record was stored, by the item read
+// back after it: the lease is won, with the item's CAS as its token, if
+// the item is that record; held otherwise.
+func (t *Tier) grant(b *leaseBatch, c claim, it classicItem) {
+	i := c.i
+	if !it.answered {
+		b.err = errors.Join(b.err, t.refused("lease", b.node, metaReply{code: "SERVER_ERROR", msg: "no reply to the read back"}))
+		return
+	}
+	l := tier.Lease{State: tier.LeaseHeld, Entry: c.rec.entry, Marker: c.rec.marker}
+	if it.found && it.flags == recordFlags(b.hashed[i]) {
+		if rec, err := decodeRecord(b.keys[i], b.hashed[i], it.value); err == nil && rec.nonce == c.rec.nonce {
+			l.State, l.Token = tier.LeaseWon, it.cas
+		}
+	}
+	if l.State == tier.LeaseWon {
+		t.lease.won.Add(1)
+		if c.cas != 0 {
+			t.lease.takeovers.Add(1)
+		}
+	} else {
+		t.lease.held.Add(1)
+	}
+	b.leases[i], b.ok[i] = l, true
+}
+
+// takeoverExpiration is the expiration of an item taken over with rec: as
+// long as its entry and marker must be kept, and at least until the lease
+// ends.
+func (t *Tier) takeoverExpiration(r route, rec record, req tier.LeaseRequest) int32 {
+	now := t.clock.Now()
+	leaseEnd := now.Add(req.TTL)
+	if rec.entry == nil && rec.marker.At.IsZero() {
+		exp, _ := expiration(now, leaseEnd)
+		return exp
+	}
+	until := t.keepUntil(r, tier.LeaseWrite{Entry: rec.entry, Marker: rec.marker}, now)
+	if until.IsZero() {
+		return 0 // for ever
+	}
+	exp, _ := expiration(now, later(until, leaseEnd))
+	return exp
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// newNonce draws a lease's nonce: random, never 0.
+func newNonce() uint64 {
+	for {
+		if n := rand.Uint64(); n != 0 {
+			return n
+		}
+	}
+}
+
+// appendGets appends gets commands for wires, classicGetsKeys keys a line.
+func appendGets(buf []byte, wires []string) []byte {
+	for start := 0; start < len(wires); start += classicGetsKeys {
+		buf = append(buf, "gets"...)
+		for _, w := range wires[start:min(start+classicGetsKeys, len(wires))] {
+			buf = append(buf, ' ')
+			buf = append(buf, w...)
+		}
+		buf = append(buf, "\r\n"...)
+	}
+	return buf
+}
+
+// appendStorage appends the classic storage command cmd (add, cas, set)
+// for it; cas is the CAS argument of the cas command.
+func appendStorage(buf []byte, cmd string, it *memcache.Item, cas uint64) []byte {
+	buf = append(buf, cmd...)
+	buf = append(buf, ' ')
+	buf = append(buf, it.Key...)
+	buf = append(buf, ' ')
+	buf = strconv.AppendUint(buf, uint64(it.Flags), 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, int64(it.Expiration), 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, int64(len(it.Value)), 10)
+	if cmd == "cas" {
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, cas, 10)
+	}
+	buf = append(buf, "\r\n"...)
+	buf = append(buf, it.Value...)
+	return append(buf, "\r\n"...)
+}
+
+// readGets reads the replies to the gets commands appendGets wrote for
+// wires, and puts what it finds in items, by the index of the key in
+// wires. A gets answered with SERVER_ERROR leaves its keys unanswered;
+// the server's message is returned in refused. Anything else unexpected
+// is an error wrapping errProtocol: the connection is then unusable.
+func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused string, err error) {
+	index := make(map[string]int, len(wires))
+	for i, w := range wires {
+		index[w] = i
+	}
+	for start := 0; start < len(wires); start += classicGetsKeys {
+		end := min(start+classicGetsKeys, len(wires))
+	replies:
+		for {
+			line, err := metaLine(r)
+			if err != nil {
+				return "", err
+			}
+			switch {
+			case string(line) == "END":
+				for i := start; i < end; i++ {
+					items[i].answered = true
+				}
+				break replies
+			case bytes.HasPrefix(line, []byte("SERVER_ERROR")):
+				refused = string(bytes.TrimSpace(line[len("SERVER_ERROR"):]))
+				break replies
+			}
+			wire, it, err := readValue(r, line)
+			if err != nil {
+				return "", err
+			}
+			if i, ok := index[wire]; ok && i >= start && i < end {
+				items[i] = it
+			}
+		}
+	}
+	return refused, nil
+}
+
+// readValue reads the item whose "VALUE <key> <flags> <bytes> <cas>" line
+// is line, and its data.
+func readValue(r *bufio.Reader, line []byte) (wire string, it classicItem, err error) {
+	fields := bytes.Fields(line)
+	if len(fields) != 5 || string(fields[0]) != "VALUE" {
+		return "", it, fmt.Errorf("%w: %q", errProtocol, line)
+	}
+	flags, err1 := strconv.ParseUint(string(fields[2]), 10, 32)
+	size, err2 := strconv.Atoi(string(fields[3]))
+	cas, err3 := strconv.ParseUint(string(fields[4]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || size < 0 {
+		return "", it, fmt.Errorf("%w: %q", errProtocol, line)
+	}
+	wire = string(fields[1])
+	data := make([]byte, size+2)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return "", it, err
+	}
+	if !bytes.HasSuffix(data, []byte("\r\n")) {
+		return "", it, fmt.Errorf("%w: value of %d bytes not followed by CRLF", errProtocol, size)
+	}
+	return wire, classicItem{found: true, flags: uint32(flags), value: data[:size], cas: cas}, nil
+}
+
+// readStoreReply reads the reply to a classic storage command: STORED,
+// NOT_STORED, EXISTS or NOT_FOUND as its code, or SERVER_ERROR and the
+// server's message (the connection stays usable). ERROR, CLIENT_ERROR or
+// anything else is an error wrapping errProtocol.
+func readStoreReply(r *bufio.Reader) (metaReply, error) {
+	line, err := metaLine(r)
+	if err != nil {
+		return metaReply{}, err
+	}
+	if msg, ok := bytes.CutPrefix(line, []byte("SERVER_ERROR")); ok {
+		return metaReply{code: "SERVER_ERROR", msg: string(bytes.TrimSpace(msg)), opaque: -1}, nil
+	}
+	switch code := string(line); code {
+	case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND":
+		return metaReply{code: code, opaque: -1}, nil
+	}
+	return metaReply{}, fmt.Errorf("%w: %q", errProtocol, line)
+}

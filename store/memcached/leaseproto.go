@@ -1,0 +1,226 @@
+package memcached
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Which protocol a node's leases use.
+//
+// The meta protocol (lease.go) needs memcached 1.6 or later, spoken
+// directly. twemproxy (nutcracker) and older servers know only the classic
+// text commands; the classic protocol (leaseclassic.go) builds the same
+// leases on gets, add and cas. Both leave the same items, so processes on
+// either protocol can share one memcached.
+//
+// With LeaseProtocolAuto, the first lease operation on a node asks it, on
+// a connection of its own, "version" and the meta no-op "mn" in one write:
+//
+//	VERSION 1.6.x, MN          meta
+//	VERSION 1.5.x, MN          classic (1.5's experimental meta commands
+//	                           lack the lease flags)
+//	VERSION ..., ERROR         classic (a server that does not know mn)
+//	connection closed          classic, once a second connection answers
+//	                           "version": nutcracker 0.5.0 closes a client
+//	                           connection on a command it cannot parse,
+//	                           dropping the replies still due on it
+//
+// The answer is kept for the life of the node, or until its lease
+// connections go stale (the server restarted, perhaps as another
+// version). A probe that gets no answer decides nothing: the lease call
+// fails for that node, and the next one asks again. Probes are not
+// requests: they count neither in the node's requests nor towards its
+// health, since a proxy that hangs up on "mn" is working as designed.
+
+// LeaseProtocol names the commands the Tier's leases (tier.Leaser) are
+// built on. See WithLeaseProtocol.
+type LeaseProtocol string
+
+const (
+	// LeaseProtocolAuto asks each node once which protocol it speaks, and
+	// uses meta where it can. The default.
+	LeaseProtocolAuto LeaseProtocol = "auto"
+	// LeaseProtocolMeta uses memcached's meta commands (mg, ms, md): one
+	// round trip per node for a lease, memcached 1.6 or later, spoken
+	// directly.
+	LeaseProtocolMeta LeaseProtocol = "meta"
+	// LeaseProtocolClassic uses the classic text commands gets, add, cas
+	// and set, which twemproxy (nutcracker) proxies and every memcached
+	// knows: two round trips per node for a lease that is won.
+	LeaseProtocolClassic LeaseProtocol = "classic"
+)
+
+// LeaseProtocols are the values WithLeaseProtocol accepts.
+var LeaseProtocols = []LeaseProtocol{LeaseProtocolAuto, LeaseProtocolMeta, LeaseProtocolClassic}
+
+// leaseProto is what a node is known to speak; the zero value is unknown.
+type leaseProto int32
+
+const (
+	protoUnknown leaseProto = iota
+	protoMeta
+	protoClassic
+)
+
+// nodeProtocol is a node's detected lease protocol. It is safe for
+// concurrent use.
+type nodeProtocol struct {
+	mu    sync.Mutex // held while the node is probed, so that one probe runs at a time
+	known atomic.Int32
+}
+
+// leaseProtocol returns the protocol n's leases use, probing n first
+// under LeaseProtocolAuto when it is not known yet.
+func (t *Tier) leaseProtocol(n *node) (leaseProto, error) {
+	switch t.cfg.leaseProtocol {
+	case LeaseProtocolMeta:
+		return protoMeta, nil
+	case LeaseProtocolClassic:
+		return protoClassic, nil
+	}
+	if p := leaseProto(n.proto.known.Load()); p != protoUnknown {
+		return p, nil
+	}
+	n.proto.mu.Lock()
+	defer n.proto.mu.Unlock()
+	if p := leaseProto(n.proto.known.Load()); p != protoUnknown {
+		return p, nil // another caller's probe answered meanwhile
+	}
+	t.lease.probes.Add(1)
+	p, err := t.probeProtocol(n)
+	if err != nil {
+		t.lease.probeErrors.Add(1)
+		return protoUnknown, t.fail("lease protocol probe "+n.key, err)
+	}
+	n.proto.known.Store(int32(p))
+	return p, nil
+}
+
+// forgetProtocol makes the next lease operation on n probe it again.
+func (t *Tier) forgetProtocol(n *node) {
+	if t.cfg.leaseProtocol == LeaseProtocolAuto {
+		n.proto.known.Store(int32(protoUnknown))
+	}
+}
+
+// currentProtocol is what n's leases use now, without probing.
+func (t *Tier) currentProtocol(n *node) leaseProto {
+	switch t.cfg.leaseProtocol {
+	case LeaseProtocolMeta:
+		return protoMeta
+	case LeaseProtocolClassic:
+		return protoClassic
+	}
+	return leaseProto(n.proto.known.Load())
+}
+
+// probeProtocol asks n which protocol it speaks (see the top of the file).
+func (t *Tier) probeProtocol(n *node) (leaseProto, error) {
+	var version, meta string
+	line := func(r *bufio.Reader) (string, error) {
+		b, err := metaLine(r)
+		return string(b), err // b is only good until the next read
+	}
+	err := t.probeExchange(n, "version\r\nmn\r\n", func(r *bufio.Reader) error {
+		var err error
+		if version, err = line(r); err != nil {
+			return err
+		}
+		meta, err = line(r)
+		return err
+	})
+	switch {
+	case err == nil && !strings.HasPrefix(version, "VERSION "):
+		return protoUnknown, fmt.Errorf("%w: %q to version", errProtocol, version)
+	case err == nil && meta == "MN":
+		if beforeMeta(strings.TrimPrefix(version, "VERSION ")) {
+			return protoClassic, nil
+		}
+		return protoMeta, nil
+	case err == nil && (meta == "ERROR" || strings.HasPrefix(meta, "CLIENT_ERROR") || strings.HasPrefix(meta, "SERVER_ERROR")):
+		return protoClassic, nil
+	case err == nil:
+		return protoUnknown, fmt.Errorf("%w: %q to mn", errProtocol, meta)
+	case !staleConn(err):
+		return protoUnknown, err // no answer: a timeout, a refused dial
+	}
+	// The server hung up on mn. A proxy does that; make sure it is alive.
+	err = t.probeExchange(n, "version\r\n", func(r *bufio.Reader) error {
+		var err error
+		if version, err = line(r); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(version, "VERSION ") && !strings.HasPrefix(version, "SERVER_ERROR") {
+			return fmt.Errorf("%w: %q to version", errProtocol, version)
+		}
+		return nil
+	})
+	if err != nil {
+		return protoUnknown, err
+	}
+	return protoClassic, nil
+}
+
+// probeExchange writes req to n on a fresh connection, which it closes
+// afterwards, and reads the replies with read. The exchange is bounded by
+// the timeout and by Close, and is not counted as a request of n nor
+// observed by its health.
+func (t *Tier) probeExchange(n *node, req string, read func(*bufio.Reader) error) error {
+	ctx, cancel := context.WithTimeout(t.bgCtx, t.cfg.timeout)
+	defer cancel()
+	c, err := t.dialNode(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * t.cfg.timeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte(req)); err != nil {
+		return err
+	}
+	return read(bufio.NewReader(c))
+}
+
+// beforeMeta reports whether version, as memcached says it ("1.6.18"),
+// is older than 1.6, the first release whose meta commands grant leases.
+// A version that does not parse (a proxy, a fork) is not: its MN is
+// trusted.
+func beforeMeta(version string) bool {
+	major, rest, ok := strings.Cut(version, ".")
+	if !ok {
+		return false
+	}
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	maj, err1 := strconv.Atoi(major)
+	minor, err2 := strconv.Atoi(rest[:end])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return maj < 1 || maj == 1 && minor < 6
+}
+
+// addProtocolCounters adds, to a Tier's or a node's counters, how many of
+// nodes use each protocol.
+func (t *Tier) addProtocolCounters(m map[string]int64, nodes ...*node) {
+	var meta, classic int64
+	for _, n := range nodes {
+		switch t.currentProtocol(n) {
+		case protoMeta:
+			meta++
+		case protoClassic:
+			classic++
+		}
+	}
+	m["lease_protocol_meta"] = meta
+	m["lease_protocol_classic"] = classic
+}
