@@ -215,6 +215,9 @@ func buildMemcached(f *config.File, extra []memcached.Option) (*memcached.Tier, 
 	if m.RestartDetection > 0 {
 		opts = append(opts, memcached.WithRestartDetection(m.RestartDetection.D()))
 	}
+	if p := f.Leases.Protocol; p != "" {
+		opts = append(opts, memcached.WithLeaseProtocol(memcached.LeaseProtocol(p)))
+	}
 	mc, err := memcached.New(m.ServerSpecs(), append(opts, extra...)...)
 	if err != nil {
 		return nil, f.Wrap(memcachedSetting(err), err)
@@ -226,6 +229,9 @@ func buildMemcached(f *config.File, extra []memcached.Option) (*memcached.Tier, 
 // about, to point at its line.
 func memcachedSetting(err error) []string {
 	msg := err.Error()
+	if strings.Contains(msg, "lease protocol") {
+		return []string{"leases", "protocol"}
+	}
 	for _, s := range []struct{ words, key string }{
 		{"distribution", "distribution"}, {"hash tag", "hash_tag"}, {"hash", "hash"},
 		{"retry timeout", "retry_timeout"}, {"timeout", "timeout"}, {"prefix", "key_prefix"},

@@ -291,15 +291,28 @@ func (b *syncBuffer) String() string {
 
 func TestLeaseSettings(t *testing.T) {
 	t.Parallel()
-	mc := testenv.Memcached(t)
-	db := testenv.MySQL(t)
-	if _, err := db.DB.Exec("CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.DB.Exec("INSERT INTO kv VALUES ('a', 'alpha')"); err != nil {
-		t.Fatal(err)
-	}
-	path := writeConfig(t, fmt.Sprintf(`memcached:
+	for _, c := range []struct {
+		protocol string // leases.protocol; "" leaves it out
+		counter  string // the node counter that says which protocol is used
+	}{
+		{"", "lease_protocol_meta"},
+		{"classic", "lease_protocol_classic"},
+	} {
+		t.Run("protocol="+c.protocol, func(t *testing.T) {
+			t.Parallel()
+			mc := testenv.Memcached(t)
+			db := testenv.MySQL(t)
+			if _, err := db.DB.Exec("CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.DB.Exec("INSERT INTO kv VALUES ('a', 'alpha')"); err != nil {
+				t.Fatal(err)
+			}
+			protocol := ""
+			if c.protocol != "" {
+				protocol = "  protocol: " + c.protocol + "\n"
+			}
+			path := writeConfig(t, fmt.Sprintf(`memcached:
   servers: ["%s:1"]
 durable:
   path: %s
@@ -310,24 +323,29 @@ leases:
   enabled: true
   ttl: 2s
   wait: 1s
-early_refresh: 1
+%searly_refresh: 1
 stale_while_revalidate: 5s
 ttl_jitter: 0.1
-`, mc.Addr, filepath.Join(t.TempDir(), "cache.db"), db.DSN))
-	chain, err := tiercache.Load(path, tiercache.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer chain.Close()
-	ctx := context.Background()
-	if v, err := chain.Cache.Get(ctx, "a"); err != nil || string(v) != "alpha" {
-		t.Fatalf("Get = %q, %v", v, err)
-	}
-	if err := chain.Cache.Delete(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	s := chain.Cache.Stats().Leases
-	if s.Won != 1 || s.Markers != 1 {
-		t.Errorf("lease stats %+v: want the cold Get to win a lease and the Delete to leave a marker", s)
+`, mc.Addr, filepath.Join(t.TempDir(), "cache.db"), db.DSN, protocol))
+			chain, err := tiercache.Load(path, tiercache.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer chain.Close()
+			ctx := context.Background()
+			if v, err := chain.Cache.Get(ctx, "a"); err != nil || string(v) != "alpha" {
+				t.Fatalf("Get = %q, %v", v, err)
+			}
+			if err := chain.Cache.Delete(ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
+			s := chain.Cache.Stats().Leases
+			if s.Won != 1 || s.Markers != 1 {
+				t.Errorf("lease stats %+v: want the cold Get to win a lease and the Delete to leave a marker", s)
+			}
+			if n := chain.Memcached.NodeStats()[0].Counters[c.counter]; n != 1 {
+				t.Errorf("%s = %d, want 1", c.counter, n)
+			}
+		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tiercache/tiercache/store/memcached"
 )
 
 // Defaults for what a file leaves out.
@@ -131,6 +133,11 @@ type Leases struct {
 	// ClockSkew is the allowance between process clocks when a durable
 	// copy is compared with an invalidation marker.
 	ClockSkew Duration `yaml:"clock_skew"`
+	// Protocol is the memcached commands leases are built on: meta
+	// (memcached 1.6 or later, spoken to directly), classic (gets, add and
+	// cas, for servers behind twemproxy and memcached before 1.6), or
+	// auto, the default, which asks each server once.
+	Protocol string `yaml:"protocol"`
 }
 
 // Durable is the bbolt file.
@@ -404,6 +411,9 @@ func (f *File) check() problems {
 	}
 	if l := f.Leases; l.TTL < 0 || l.Wait < 0 || l.ClockSkew < 0 {
 		ps.add(at("leases"), "leases: durations must not be negative")
+	}
+	if p := f.Leases.Protocol; p != "" && !slices.Contains(memcached.LeaseProtocols, memcached.LeaseProtocol(p)) {
+		ps.add(at("leases", "protocol"), "leases: protocol %q: want auto, meta or classic", p)
 	}
 	if (f.Leases.Enabled || f.StaleWhileRevalidate > 0) && f.Memcached == nil {
 		ps.add(at("leases"), "leases: need a memcached section")

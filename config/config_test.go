@@ -166,6 +166,7 @@ func TestParseBad(t *testing.T) {
 		{"negative warmup rate", "warmup:\n  rate: -5\n" + source, []want{{2, "must not be negative"}}},
 		{"unknown key in warmup", "warmup:\n  automatic: true\n" + source, []want{{2, `unknown key "automatic" in warmup`}}},
 		{"unknown key in leases", "memcached:\n  servers: [127.0.0.1:11211]\nleases:\n  enable: true\n" + source, []want{{4, `unknown key "enable" in leases`}}},
+		{"unknown lease protocol", "memcached:\n  servers: [127.0.0.1:11211]\nleases:\n  enabled: true\n  protocol: binary\n" + source, []want{{5, `leases: protocol "binary": want auto, meta or classic`}}},
 		{"stale-while-revalidate without leases", "memcached:\n  servers: [127.0.0.1:11211]\nstale_while_revalidate: 30s\n" + source, []want{{3, "needs leases.enabled"}}},
 		{"jitter out of range", "ttl_jitter: 1.5\n" + source, []want{{1, "want a fraction"}}},
 		{"negative early refresh", "early_refresh: -1\n" + source, []want{{1, "must not be negative"}}},
@@ -212,6 +213,19 @@ func TestParseClusterSettings(t *testing.T) {
 	if m.Discovery.Endpoint != "cfg.example:11211" || !m.Discovery.Retry || m.Discovery.Interval != 0 ||
 		m.RestartDetection.D() != 2*time.Second || m.EjectedTTLCap.D() != time.Minute || !f.Warmup.Auto || f.Warmup.Rate != 500 {
 		t.Fatalf("memcached %+v, discovery %+v, warmup %+v", m, m.Discovery, f.Warmup)
+	}
+}
+
+func TestParseLeases(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"auto", "meta", "classic"} {
+		f, err := config.Parse([]byte("memcached:\n  servers: [127.0.0.1:22121]\nleases:\n  enabled: true\n  ttl: 2s\n  protocol: "+p+"\n"+source), "leases.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := f.Leases; !l.Enabled || l.TTL.D() != 2*time.Second || l.Protocol != p {
+			t.Errorf("leases %+v, want enabled, ttl 2s, protocol %s", l, p)
+		}
 	}
 }
 
