@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/testenv"
+	"github.com/tiercache/tiercache/tier"
 )
 
 // stampede is a helper's job in the stampede tests: every goroutine asks
@@ -74,11 +75,35 @@ func (h *helperChain) holder() {
 	h.cache.GetMulti(context.Background(), h.job.Keys)
 }
 
-// stampedeRig is a memcached that takes many connections and a database
-// with rows 1..100, for the stampede tests.
-func stampedeRig(t *testing.T) (*testenv.MemcachedServer, *testenv.Database, []string) {
+// stampedeVias are the ways the stampede tests' processes reach memcached:
+// directly, where the lease protocol they detect is meta, and through
+// nutcracker in front of two memcached, where it is classic.
+var stampedeVias = []struct {
+	name     string
+	proxied  bool
+	protocol string // the node counter that must say 1 in every helper
+}{
+	{"memcached", false, "lease_protocol_meta"},
+	{"nutcracker", true, "lease_protocol_classic"},
+}
+
+// stampedeRig is a memcached that takes many connections, or nutcracker in
+// front of two, and a database with rows 1..100, for the stampede tests.
+// It returns the address the helpers are to use.
+func stampedeRig(t *testing.T, proxied bool) (string, *testenv.Database, []string) {
 	t.Helper()
 	mc := testenv.Memcached(t, testenv.WithArgs("-c", "16384"))
+	addr := mc.Addr
+	if proxied {
+		addr = testenv.Nutcracker(t, fmt.Sprintf(`alpha:
+  listen: 127.0.0.1:%d
+  hash: fnv1a_64
+  distribution: ketama
+  servers:
+   - %s:1 node0
+   - %s:1 node1
+`, testenv.FreePort(t), mc.Addr, testenv.Memcached(t).Addr)).Addr
+	}
 	db := testenv.MySQL(t)
 	mustExec(t, db.DB, "CREATE TABLE articles (id INT NOT NULL PRIMARY KEY, body LONGBLOB NOT NULL)")
 	insertRows(t, db.DB, 1, 100, 100)
@@ -86,48 +111,62 @@ func stampedeRig(t *testing.T) (*testenv.MemcachedServer, *testenv.Database, []s
 	for i := range keys {
 		keys[i] = strconv.Itoa(i + 1)
 	}
-	return mc, db, keys
+	return addr, db, keys
 }
 
-func stampedeJob(t *testing.T, mode string, mc *testenv.MemcachedServer, db *testenv.Database, keys []string, goroutines int, leaseTTL time.Duration) helperJob {
+func stampedeJob(t *testing.T, mode, addr string, db *testenv.Database, keys []string, goroutines int, leaseTTL time.Duration) helperJob {
 	return helperJob{
-		Mode: mode, Memcached: mc.Addr, DSN: db.DSN, Query: "SELECT id, body FROM articles WHERE id IN (?)",
+		Mode: mode, Memcached: addr, DSN: db.DSN, Query: "SELECT id, body FROM articles WHERE id IN (?)",
 		BoltPath: filepath.Join(t.TempDir(), "cache.db"), Keys: keys, Goroutines: goroutines,
 		Leases: true, LeaseTTL: leaseTTL, LeaseWait: time.Minute, TopTTL: 10 * time.Minute, DiskTTL: time.Hour,
+	}
+}
+
+// checkProtocol fails the test unless the helper's memcached node used
+// the lease protocol whose counter is protocol.
+func checkProtocol(t *testing.T, st tier.Stats, protocol string) {
+	t.Helper()
+	if len(st.Tiers) == 0 || len(st.Tiers[0].Nodes) != 1 || st.Tiers[0].Nodes[0].Counters[protocol] != 1 {
+		t.Errorf("a helper's memcached tier %+v, want its node on %s", st.Tiers, protocol)
 	}
 }
 
 // 8 processes × 200 goroutines ask for the same 100 cold keys at once:
 // each key is loaded once in all, as the server counts.
 func TestLeaseStampedeAcrossProcesses(t *testing.T) {
-	mc, db, keys := stampedeRig(t)
-	jobs := make([]helperJob, 8)
-	for i := range jobs {
-		jobs[i] = stampedeJob(t, "stampede", mc, db, keys, 200, 30*time.Second)
-	}
-	procs := startHelpers(t, jobs...)
-	q0 := db.Selects(t)
-	for _, p := range procs {
-		p.start(t)
-	}
-	var keysLoaded, statements, waits, won int64
-	for _, p := range procs {
-		st := p.result(t).Stats
-		keysLoaded += st.Loader.Keys
-		statements += st.Loader.Statements
-		waits += st.Leases.Waits
-		won += st.Leases.Won
-		if st.Leases.Timeouts != 0 || st.Leases.Fallbacks != 0 {
-			t.Errorf("a helper loaded without a lease: %+v", st.Leases)
-		}
-	}
-	server := db.Selects(t) - q0
-	t.Logf("8 processes × 200 goroutines: %d keys loaded in %d statements (%d at the server); %d leases won, %d waits", keysLoaded, statements, server, won, waits)
-	if keysLoaded != 100 || won != 100 {
-		t.Errorf("%d keys loaded under %d leases, want each of the 100 keys loaded once", keysLoaded, won)
-	}
-	if server != statements {
-		t.Errorf("the server counted %d SELECTs, the helpers %d", server, statements)
+	for _, via := range stampedeVias {
+		t.Run(via.name, func(t *testing.T) {
+			addr, db, keys := stampedeRig(t, via.proxied)
+			jobs := make([]helperJob, 8)
+			for i := range jobs {
+				jobs[i] = stampedeJob(t, "stampede", addr, db, keys, 200, 30*time.Second)
+			}
+			procs := startHelpers(t, jobs...)
+			q0 := db.Selects(t)
+			for _, p := range procs {
+				p.start(t)
+			}
+			var keysLoaded, statements, waits, won int64
+			for _, p := range procs {
+				st := p.result(t).Stats
+				keysLoaded += st.Loader.Keys
+				statements += st.Loader.Statements
+				waits += st.Leases.Waits
+				won += st.Leases.Won
+				if st.Leases.Timeouts != 0 || st.Leases.Fallbacks != 0 {
+					t.Errorf("a helper loaded without a lease: %+v", st.Leases)
+				}
+				checkProtocol(t, st, via.protocol)
+			}
+			server := db.Selects(t) - q0
+			t.Logf("8 processes × 200 goroutines: %d keys loaded in %d statements (%d at the server); %d leases won, %d waits", keysLoaded, statements, server, won, waits)
+			if keysLoaded != 100 || won != 100 {
+				t.Errorf("%d keys loaded under %d leases, want each of the 100 keys loaded once", keysLoaded, won)
+			}
+			if server != statements {
+				t.Errorf("the server counted %d SELECTs, the helpers %d", server, statements)
+			}
+		})
 	}
 }
 
@@ -135,39 +174,44 @@ func TestLeaseStampedeAcrossProcesses(t *testing.T) {
 // the leases to expire, one of them takes each over, and each key is
 // loaded once more, no more.
 func TestLeaseHolderKilled(t *testing.T) {
-	mc, db, keys := stampedeRig(t)
-	holder := startHelpers(t, stampedeJob(t, "holder", mc, db, keys, 1, 2*time.Second))[0]
-	holder.start(t)
-	holder.expect(t, "loading")
-	jobs := make([]helperJob, 3)
-	for i := range jobs {
-		jobs[i] = stampedeJob(t, "stampede", mc, db, keys, 20, 2*time.Second)
-	}
-	procs := startHelpers(t, jobs...)
-	q0 := db.Selects(t)
-	for _, p := range procs {
-		p.start(t)
-	}
-	holder.kill(t)
-	var keysLoaded, statements, waits int64
-	for _, p := range procs {
-		st := p.result(t).Stats
-		keysLoaded += st.Loader.Keys
-		statements += st.Loader.Statements
-		waits += st.Leases.Waits
-		if st.Leases.Timeouts != 0 {
-			t.Errorf("a helper gave up waiting: %+v", st.Leases)
-		}
-	}
-	server := db.Selects(t) - q0
-	t.Logf("after the holder died: %d keys loaded in %d statements (%d at the server), %d waits", keysLoaded, statements, server, waits)
-	if keysLoaded != 100 {
-		t.Errorf("%d keys loaded, want each of the 100 once", keysLoaded)
-	}
-	if waits == 0 {
-		t.Errorf("nobody waited for the dead holder's leases")
-	}
-	if server != statements {
-		t.Errorf("the server counted %d SELECTs, the helpers %d", server, statements)
+	for _, via := range stampedeVias {
+		t.Run(via.name, func(t *testing.T) {
+			addr, db, keys := stampedeRig(t, via.proxied)
+			holder := startHelpers(t, stampedeJob(t, "holder", addr, db, keys, 1, 2*time.Second))[0]
+			holder.start(t)
+			holder.expect(t, "loading")
+			jobs := make([]helperJob, 3)
+			for i := range jobs {
+				jobs[i] = stampedeJob(t, "stampede", addr, db, keys, 20, 2*time.Second)
+			}
+			procs := startHelpers(t, jobs...)
+			q0 := db.Selects(t)
+			for _, p := range procs {
+				p.start(t)
+			}
+			holder.kill(t)
+			var keysLoaded, statements, waits int64
+			for _, p := range procs {
+				st := p.result(t).Stats
+				keysLoaded += st.Loader.Keys
+				statements += st.Loader.Statements
+				waits += st.Leases.Waits
+				if st.Leases.Timeouts != 0 {
+					t.Errorf("a helper gave up waiting: %+v", st.Leases)
+				}
+				checkProtocol(t, st, via.protocol)
+			}
+			server := db.Selects(t) - q0
+			t.Logf("after the holder died: %d keys loaded in %d statements (%d at the server), %d waits", keysLoaded, statements, server, waits)
+			if keysLoaded != 100 {
+				t.Errorf("%d keys loaded, want each of the 100 once", keysLoaded)
+			}
+			if waits == 0 {
+				t.Errorf("nobody waited for the dead holder's leases")
+			}
+			if server != statements {
+				t.Errorf("the server counted %d SELECTs, the helpers %d", server, statements)
+			}
+		})
 	}
 }
