@@ -28,13 +28,14 @@ type benchFlags struct {
 	keyFormat   string
 }
 
-var scenarios = []string{"hit", "durable", "cold", "stampede", "multi"}
+var scenarios = []string{"hit", "durable", "cold", "stampede", "multi", "zipf"}
 
 func newBenchCmd(g *globals) *cobra.Command {
 	var fl benchFlags
+	var zf zipfFlags
 	cmd := &cobra.Command{
 		Use:   "bench -c FILE SCENARIO",
-		Short: "Benchmark the chain: hit, durable, cold, stampede or multi",
+		Short: "Benchmark the chain: hit, durable, cold, stampede, multi or zipf",
 		Long: `bench is memslap for the whole chain of -c. It runs one scenario with
 --concurrency workers for --duration (or --count operations) and prints the
 throughput and the p50, p90, p99 and p99.9 latency of one operation:
@@ -48,6 +49,9 @@ throughput and the p50, p90, p99 and p99.9 latency of one operation:
   stampede  --concurrency callers Get the same cold key at once, over and
             over; each caller's Get is one operation
   multi     GetMulti of --multi-size keys memcached holds
+  zipf      --procs processes, each with --concurrency workers, Get keys of
+            Zipf popularity that keep expiring, comparing chains with and
+            without leases, early refresh and stale-while-revalidate (below)
 
 With --baseline the same workers interleave each operation with the same
 work done without tiercache — a raw gomemcache Get (GetMulti for multi) of
@@ -61,11 +65,42 @@ baseline) to memcached and delete them at the end. The durable tier is a
 scratch file, never the file of -c. ops/s is operations over the time spent
 in them, per worker, summed over the workers (for stampede: callers over
 the time from each release to its last answer). Start the memcached you
-benchmark with -t 1 for stable comparisons.`,
+benchmark with -t 1 for stable comparisons.
+
+zipf is many application processes sharing the memcached pool and the
+database when hot keys expire. It runs --procs worker processes (this
+program again), each building the chain of -c with a scratch durable file
+of its own in --durable-dir (removed at the end unless --keep-durable).
+Their --concurrency workers Get keys --key-format of 1..--keys, which must
+exist in the source, chosen with Zipf popularity (--zipf-s), and every tier
+keeps values for --ttl only; with --invalidate, the processes also Delete
+(or Set, --invalidate-with) that many Zipf-chosen keys a second between
+them. It compares --variants of the chain in one run: configured (the file
+as it is), off (no leases, early refresh or stale-while-revalidate), or
+leases, early and swr joined by + (those features only, with the file's
+settings or defaults). Each round runs every variant for --phase, the
+first --settle of it not measured, in turn (A B A B ...), for --duration
+(1m unless given), so that whatever else the machine does falls on all of
+them. A variant's keys expire while the others run, so each of its phases
+opens on a cold cache, as after a deploy: make --phase a few --ttl long
+for the steady state to dominate. The report has a column per variant and the first one's ratio to
+each other: SQL statements/s (the database's load, the figure to read
+first), keys loaded/s, Gets/s, Get p50, p99 and p99.9, the memcached hit
+ratio, lease waits, timeouts and fallbacks, early refreshes and errors,
+summed over the processes; --server-selects adds the database server's own
+count of SELECTs (every client's). Each variant's memcached keys carry a
+prefix of their own, "bench:zipf:N:" after key_prefix, and expire within
+seconds: the application's keys are never touched.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if !slices.Contains(scenarios, a[0]) {
 				return usageError("unknown scenario %q: want one of %s", a[0], strings.Join(scenarios, ", "))
+			}
+			if a[0] == "zipf" {
+				if fl.concurrency < 1 || fl.keys < 1 {
+					return usageError("--concurrency and --keys must be at least 1")
+				}
+				return runZipf(cmd.Context(), g, cmd.Flags(), fl, zf)
 			}
 			if fl.concurrency < 1 || fl.keys < 1 || fl.valueSize < 0 || fl.multiSize < 1 || fl.rounds < 1 {
 				return usageError("--concurrency, --keys, --multi-size and --rounds must be at least 1")
@@ -108,7 +143,7 @@ benchmark with -t 1 for stable comparisons.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&fl.concurrency, "concurrency", 4, "workers (callers per stampede)")
-	f.DurationVar(&fl.duration, "duration", 10*time.Second, "how long to run")
+	f.DurationVar(&fl.duration, "duration", 10*time.Second, "how long to run (zipf: 1m unless given)")
 	f.Int64Var(&fl.count, "count", 0, "run this many operations instead of --duration")
 	f.IntVar(&fl.keys, "keys", 1000, "distinct keys")
 	f.IntVar(&fl.valueSize, "value-size", 100, "bytes per value (hit, durable, multi)")
@@ -116,7 +151,8 @@ benchmark with -t 1 for stable comparisons.`,
 	f.IntVar(&fl.rounds, "rounds", 5, "rounds the run is split into for the ratios")
 	f.BoolVar(&fl.baseline, "baseline", false, "interleave the same work without tiercache and print the ratios")
 	f.BoolVar(&fl.json, "json", false, "print the report as JSON")
-	f.StringVar(&fl.keyFormat, "key-format", "%d", "cold, stampede: the source's keys, from 1 to --keys")
+	f.StringVar(&fl.keyFormat, "key-format", "%d", "cold, stampede, zipf: the source's keys, from 1 to --keys")
+	zf.register(f)
 	return cmd
 }
 

@@ -12,7 +12,15 @@ import (
 	"github.com/tiercache/tiercache/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the command line instead of the tests when this binary is
+// started as a worker of bench zipf, which runs os.Executable: in these
+// tests, the test binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(benchWorkerEnv) != "" {
+		main()
+	}
+	testenv.Main(m)
+}
 
 // cli runs the command in-process with args and stdin, and returns its exit
 // code and what it printed.

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package main
+
+import "os/exec"
+
+// setWorkerProc leaves a worker in bench's process group: cancelling the
+// command kills it, as exec does by default.
+func setWorkerProc(*exec.Cmd) {}
