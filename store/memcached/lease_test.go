@@ -433,9 +433,13 @@ func TestLeaseBatchRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	forSetups(t, allSetups, func(t *testing.T, s leaseSetup) {
-		var addrs []string
+		var (
+			addrs    []string
+			backends []*testenv.MemcachedServer
+		)
 		if s.proxied {
-			addrs = []string{s.start(t).addr}
+			tg := s.start(t)
+			addrs, backends = []string{tg.addr}, tg.backends
 		} else {
 			addrs = []string{testenv.Memcached(t).Addr, testenv.Memcached(t).Addr}
 		}
@@ -456,7 +460,7 @@ func TestLeaseBatchRoundTrips(t *testing.T) {
 			case i%10 == 0:
 				keys[i] = "key with spaces " + strconv.Itoa(i)
 			default:
-				keys[i] = "key:" + strconv.Itoa(i)
+				keys[i] = strconv.Itoa(i) + ":key" // fnv1a_64 spreads keys by their first bytes
 			}
 		}
 		req := tier.LeaseRequest{TTL: 3 * time.Second, Now: time.Now()}
@@ -502,6 +506,15 @@ func TestLeaseBatchRoundTrips(t *testing.T) {
 		for k, l := range batch(b, tier.LeaseHit, 1) {
 			if string(l.Entry.Value) != "v "+k || string(m[k].Value) != "v "+k {
 				t.Fatalf("%.30q: lease %q, GetMulti %q", k, l.Entry.Value, m[k].Value)
+			}
+		}
+		wires := make([]string, len(keys))
+		for i, k := range keys {
+			wires[i], _ = a.keys.encode(k)
+		}
+		for _, mc := range backends {
+			if held, err := memcache.New(mc.Addr).GetMulti(wires); err != nil || len(held) < len(keys)/4 {
+				t.Errorf("memcached %s behind nutcracker holds %d of the keys, %v; want them spread", mc.Addr, len(held), err)
 			}
 		}
 	})

@@ -305,6 +305,12 @@ func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused str
 	replies:
 		for {
 			line, err := metaLine(r)
+			if err != nil && refused != "" && staleConn(err) {
+				// nutcracker answers a gets it could not forward (a server
+				// behind it down) with SERVER_ERROR, and may then hang up:
+				// the proxy itself is alive, which the error says.
+				return "", fmt.Errorf("server replied SERVER_ERROR %s, then closed the connection", refused)
+			}
 			if err != nil {
 				return "", err
 			}

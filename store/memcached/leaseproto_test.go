@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +255,44 @@ func TestLeaseProtocolsShareMemcached(t *testing.T) {
 		if n := tr.Counters()["decode_errors"]; n != 0 {
 			t.Fatalf("decode_errors = %d, want 0", n)
 		}
+	}
+}
+
+// A memcached behind nutcracker dies: nutcracker answers for its keys
+// with SERVER_ERROR (and may hang up after a multi-key gets), the leases
+// of those keys fail, the others are still granted, and the proxy, which
+// is the Tier's node, is not marked down.
+func TestLeaseThroughNutcrackerServerDown(t *testing.T) {
+	t.Parallel()
+	tg := proxiedSetup.start(t)
+	tr := proxiedSetup.client(t, tg.addr, WithFailureLimit(1))
+	tg.backends[1].Kill()
+	keys := make([]string, 250)
+	for i := range keys {
+		keys[i] = strconv.Itoa(i) + ":key" // fnv1a_64 spreads keys by their first bytes
+	}
+	req := tier.LeaseRequest{TTL: 3 * time.Second, Now: time.Now()}
+	for range 3 {
+		if _, err := tr.Lease(context.Background(), keys, req); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Lease of a batch with keys on the dead server: %v, want ErrUnavailable", err)
+		}
+	}
+	won, failed := 0, 0
+	for _, k := range keys[:40] {
+		ls, err := tr.Lease(context.Background(), []string{k}, req)
+		switch l, ok := ls[k]; {
+		case ok && l.State == tier.LeaseWon && err == nil:
+			won++
+		case !ok && errors.Is(err, ErrUnavailable):
+			failed++
+		default:
+			t.Fatalf("lease of %s = %+v, %v", k, ls, err)
+		}
+	}
+	if won == 0 || failed == 0 {
+		t.Errorf("%d keys won and %d failed; want some of each, as they fall on the live and the dead server", won, failed)
+	}
+	if ns := nodeStats(t, tr, tg.addr); ns.State != "up" || ns.Counters["ejections"] != 0 {
+		t.Errorf("nutcracker's node %s, %v; want it up", ns.State, ns.Counters)
 	}
 }
