@@ -100,6 +100,7 @@ func (t *Tier) classicLeaseOn(b *leaseBatch, req tier.LeaseRequest) {
 	for i, it := range items {
 		switch {
 		case !it.answered:
+			// Its gets was refused, as b.err says.
 		case !it.found:
 			rec := record{leaseUntil: req.Now.Add(req.TTL), nonce: newNonce()}
 			claims = append(claims, claim{i: i, rec: rec, exp: int32(ceilSeconds(req.TTL))})
@@ -154,18 +155,18 @@ func (t *Tier) claim(b *leaseBatch, claims []claim) {
 	}
 	var early []int // stored, but read back before the claim
 	for j, c := range claims {
+		it := items[j]
 		switch rep := replies[j]; rep.code {
-		case "STORED":
-			if it := items[j]; it.answered && (!it.found || c.cas != 0 && it.cas == c.cas) {
+		case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND":
+			// A claim that was not stored is normally someone else's
+			// lease, fill or invalidation, and the next poll will tell
+			// which; but the record read back is ours if this claim was
+			// sent twice (a connection lost after the server ran it).
+			if rep.code == "STORED" && it.answered && (!it.found || c.cas != 0 && it.cas == c.cas) {
 				early = append(early, j)
 				continue
 			}
-			t.grant(b, c, items[j])
-		case "NOT_STORED", "EXISTS", "NOT_FOUND":
-			// Someone wrote the key first: a claim, a fill or an
-			// invalidation. The next poll will tell which.
-			t.lease.held.Add(1)
-			b.leases[c.i], b.ok[c.i] = tier.Lease{State: tier.LeaseHeld, Entry: c.rec.entry, Marker: c.rec.marker}, true
+			t.grant(b, c, it)
 		default:
 			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
 		}
@@ -196,9 +197,9 @@ func (t *Tier) readBack(b *leaseBatch, claims []claim, idx []int) {
 	}
 }
 
-// grant settles the claim c, whose record was stored, by the item read
-// back after it: the lease is won, with the item's CAS as its token, if
-// the item is that record; held otherwise.
+// grant settles the claim c by the item read back after it: the lease is
+// won, with the item's CAS as its token, if the item is c's record; held
+// otherwise.
 func (t *Tier) grant(b *leaseBatch, c claim, it classicItem) {
 	i := c.i
 	if !it.answered {
@@ -296,6 +297,7 @@ func appendStorage(buf []byte, cmd string, it *memcache.Item, cas uint64) []byte
 // the server's message is returned in refused. Anything else unexpected
 // is an error wrapping errProtocol: the connection is then unusable.
 func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused string, err error) {
+	clear(items) // a round trip tried again reads everything again
 	index := make(map[string]int, len(wires))
 	for i, w := range wires {
 		index[w] = i

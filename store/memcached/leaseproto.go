@@ -71,32 +71,37 @@ const (
 // nodeProtocol is a node's detected lease protocol. It is safe for
 // concurrent use.
 type nodeProtocol struct {
-	mu    sync.Mutex // held while the node is probed, so that one probe runs at a time
-	known atomic.Int32
+	known atomic.Int32 // a leaseProto
+
+	// mu is held while the node is probed, so that one probe runs at a
+	// time; the callers that waited for a probe that failed take its
+	// error rather than each probing a hung node in turn.
+	mu       sync.Mutex
+	failedAt time.Time
+	failure  error
 }
 
 // leaseProtocol returns the protocol n's leases use, probing n first
 // under LeaseProtocolAuto when it is not known yet.
 func (t *Tier) leaseProtocol(n *node) (leaseProto, error) {
-	switch t.cfg.leaseProtocol {
-	case LeaseProtocolMeta:
-		return protoMeta, nil
-	case LeaseProtocolClassic:
-		return protoClassic, nil
-	}
-	if p := leaseProto(n.proto.known.Load()); p != protoUnknown {
+	if p := t.currentProtocol(n); p != protoUnknown {
 		return p, nil
 	}
+	asked := time.Now()
 	n.proto.mu.Lock()
 	defer n.proto.mu.Unlock()
 	if p := leaseProto(n.proto.known.Load()); p != protoUnknown {
 		return p, nil // another caller's probe answered meanwhile
 	}
+	if n.proto.failedAt.After(asked) {
+		return protoUnknown, n.proto.failure // and another's failed
+	}
 	t.lease.probes.Add(1)
 	p, err := t.probeProtocol(n)
 	if err != nil {
 		t.lease.probeErrors.Add(1)
-		return protoUnknown, t.fail("lease protocol probe "+n.key, err)
+		n.proto.failedAt, n.proto.failure = time.Now(), t.fail("lease protocol probe "+n.key, err)
+		return protoUnknown, n.proto.failure
 	}
 	n.proto.known.Store(int32(p))
 	return p, nil
