@@ -412,7 +412,7 @@ func (f *File) check() problems {
 	if l := f.Leases; l.TTL < 0 || l.Wait < 0 || l.ClockSkew < 0 {
 		ps.add(at("leases"), "leases: durations must not be negative")
 	}
-	if p := f.Leases.Protocol; p != "" && !slices.Contains(memcached.LeaseProtocols, memcached.LeaseProtocol(p)) {
+	if p := f.Leases.Protocol; p != "" && !slices.Contains(memcached.LeaseProtocols(), memcached.LeaseProtocol(p)) {
 		ps.add(at("leases", "protocol"), "leases: protocol %q: want auto, meta or classic", p)
 	}
 	if (f.Leases.Enabled || f.StaleWhileRevalidate > 0) && f.Memcached == nil {

@@ -522,7 +522,7 @@ func TestLeaseBatchRoundTrips(t *testing.T) {
 
 func TestLeaseNodeDown(t *testing.T) {
 	t.Parallel()
-	for _, p := range LeaseProtocols {
+	for _, p := range LeaseProtocols() {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
 			tr, mc := newTestTier(t, WithTimeout(100*time.Millisecond), WithLeaseProtocol(p))
@@ -542,7 +542,7 @@ func TestLeaseNodeDown(t *testing.T) {
 // next lease still gets through.
 func TestLeaseAfterRestart(t *testing.T) {
 	t.Parallel()
-	for _, p := range LeaseProtocols {
+	for _, p := range LeaseProtocols() {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
 			tr, mc := newTestTier(t, WithLeaseProtocol(p))

@@ -56,8 +56,10 @@ const (
 	LeaseProtocolClassic LeaseProtocol = "classic"
 )
 
-// LeaseProtocols are the values WithLeaseProtocol accepts.
-var LeaseProtocols = []LeaseProtocol{LeaseProtocolAuto, LeaseProtocolMeta, LeaseProtocolClassic}
+// LeaseProtocols returns the values WithLeaseProtocol accepts.
+func LeaseProtocols() []LeaseProtocol {
+	return []LeaseProtocol{LeaseProtocolAuto, LeaseProtocolMeta, LeaseProtocolClassic}
+}
 
 // leaseProto is what a node is known to speak; the zero value is unknown.
 type leaseProto int32

@@ -188,8 +188,8 @@ func WithSelector(s memcache.ServerSelector) Option {
 // memcached. Any other value is an invalid option.
 func WithLeaseProtocol(p LeaseProtocol) Option {
 	return func(c *config) error {
-		if !slices.Contains(LeaseProtocols, p) {
-			return fmt.Errorf("%w: lease protocol %q, want one of %v", ErrInvalidOption, p, LeaseProtocols)
+		if !slices.Contains(LeaseProtocols(), p) {
+			return fmt.Errorf("%w: lease protocol %q, want one of %v", ErrInvalidOption, p, LeaseProtocols())
 		}
 		c.leaseProtocol = p
 		return nil
