@@ -77,6 +77,8 @@ type zipfRatio struct {
 	P99              float64 `json:"p99"`
 	P999             float64 `json:"p999"`
 	TopHitRatio      float64 `json:"top_hit_ratio"`
+	// ServerSelectsPerSec compares the server's counts (--server-selects).
+	ServerSelectsPerSec float64 `json:"server_selects_per_sec,omitempty"`
 	// RoundSQLPerSec are the SQL statements/s ratios of each round, and
 	// SQLPerSecMedian their median, which noise that hit only some rounds
 	// moves less than the whole run's ratio.
@@ -175,6 +177,9 @@ func (a *zipfAccumulator) report(wall time.Duration) *zipfReport {
 			P99:              ratio(float64(first.P99Ns), float64(other.P99Ns)),
 			P999:             ratio(float64(first.P999Ns), float64(other.P999Ns)),
 			TopHitRatio:      ratio(first.TopHitRatio, other.TopHitRatio),
+		}
+		if first.ServerSelectsPerSec != nil && other.ServerSelectsPerSec != nil {
+			rt.ServerSelectsPerSec = ratio(*first.ServerSelectsPerSec, *other.ServerSelectsPerSec)
 		}
 		for round := range a.rounds[0] {
 			if q := ratio(a.rounds[0][round], a.rounds[i+1][round]); q > 0 {
@@ -275,7 +280,7 @@ func printZipf(w io.Writer, r *zipfReport) {
 				return "—"
 			}
 			return rate(*s.ServerSelectsPerSec)
-		}, nil)
+		}, func(rt zipfRatio) float64 { return rt.ServerSelectsPerSec })
 	}
 	row("keys loaded/s", func(s zipfSide) string { return rate(s.KeysLoadedPerSec) }, func(rt zipfRatio) float64 { return rt.KeysLoadedPerSec })
 	row("Gets/s", func(s zipfSide) string { return rate(s.GetsPerSec) }, func(rt zipfRatio) float64 { return rt.GetsPerSec })
