@@ -288,6 +288,7 @@ func printZipf(w io.Writer, r *zipfReport) {
 	row("Get p99", func(s zipfSide) string { return dur(s.P99Ns) }, func(rt zipfRatio) float64 { return rt.P99 })
 	row("Get p99.9", func(s zipfSide) string { return dur(s.P999Ns) }, func(rt zipfRatio) float64 { return rt.P999 })
 	row("memcached hit ratio", func(s zipfSide) string { return fmt.Sprintf("%.4f", s.TopHitRatio) }, func(rt zipfRatio) float64 { return rt.TopHitRatio })
+	row("memcached errors", func(s zipfSide) string { return count(s.Counters.TopErrors) }, nil)
 	row("stale served", func(s zipfSide) string { return count(s.Counters.StaleServed) }, nil)
 	row("lease waits", func(s zipfSide) string { return count(s.Counters.LeaseWaits) }, nil)
 	row("lease timeouts", func(s zipfSide) string { return count(s.Counters.LeaseTimeouts) }, nil)

@@ -102,9 +102,12 @@ type zipfCounters struct {
 	// memcached lookups that found a fresh value and those that did not
 	// (a load may look again); StaleServed, expired values answered while
 	// they were refreshed (stale-while-revalidate), each also a miss.
+	// TopErrors are failed memcached operations, each a miss: a run that
+	// has them measured a struggling memcached too.
 	Gets        int64 `json:"gets"`
 	TopHits     int64 `json:"top_hits"`
 	TopMisses   int64 `json:"top_misses"`
+	TopErrors   int64 `json:"top_errors"`
 	StaleServed int64 `json:"stale_served"`
 	// SharedWaits are callers that joined a load of their own process.
 	SharedWaits int64 `json:"shared_waits"`
@@ -139,7 +142,7 @@ func countersOf(d tier.Stats) zipfCounters {
 		EarlyRefreshes: d.Refresh.Early, RefreshesDone: d.Refresh.Done, Invalidations: d.Invalidations,
 	}
 	if len(d.Tiers) > 0 {
-		c.TopHits, c.TopMisses = d.Tiers[0].Hits, d.Tiers[0].Misses
+		c.TopHits, c.TopMisses, c.TopErrors = d.Tiers[0].Hits, d.Tiers[0].Misses, d.Tiers[0].Errors
 	}
 	return c
 }
@@ -148,6 +151,7 @@ func (c *zipfCounters) add(o zipfCounters) {
 	c.Gets += o.Gets
 	c.TopHits += o.TopHits
 	c.TopMisses += o.TopMisses
+	c.TopErrors += o.TopErrors
 	c.StaleServed += o.StaleServed
 	c.SharedWaits += o.SharedWaits
 	c.Statements += o.Statements
