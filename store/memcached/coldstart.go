@@ -14,7 +14,7 @@ type coldStart struct {
 	detector *restartDetector // nil without WithRestartDetection
 
 	bulkSent    atomic.Int64 // commands written by AddBulk
-	bulkBatches atomic.Int64 // batches written by AddBulk, one mn each
+	bulkBatches atomic.Int64 // batches written by AddBulk (one mn each, on meta)
 }
 
 // addCounters adds the counters of restart detection and bulk adds to m,

@@ -212,12 +212,10 @@ func TestLeaseFillRefusedAfterInvalidate(t *testing.T) {
 		if err := a.Add(ctx, "k", tier.Entry{Value: []byte("old")}); !errors.Is(err, tier.ErrNotStored) {
 			t.Fatalf("Add over a marker: %v, want ErrNotStored", err)
 		}
-		if !s.proxied { // AddBulk streams meta commands (pipeline.go), which nutcracker does not proxy
-			var bulk []error
-			entries := iter.Seq2[string, tier.Entry](func(yield func(string, tier.Entry) bool) { yield("k", tier.Entry{Value: []byte("old")}) })
-			if err := a.AddBulk(ctx, entries, func(_ string, err error) { bulk = append(bulk, err) }); err != nil || len(bulk) != 1 || !errors.Is(bulk[0], tier.ErrNotStored) {
-				t.Fatalf("AddBulk over a marker: %v, %v; want ErrNotStored", err, bulk)
-			}
+		var bulk []error
+		entries := iter.Seq2[string, tier.Entry](func(yield func(string, tier.Entry) bool) { yield("k", tier.Entry{Value: []byte("old")}) })
+		if err := a.AddBulk(ctx, entries, func(_ string, err error) { bulk = append(bulk, err) }); err != nil || len(bulk) != 1 || !errors.Is(bulk[0], tier.ErrNotStored) {
+			t.Fatalf("AddBulk over a marker: %v, %v; want ErrNotStored", err, bulk)
 		}
 		// The next lease is taken over the marker, and reports it.
 		l := leaseOne(t, a, "k", tier.LeaseRequest{})

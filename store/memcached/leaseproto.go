@@ -11,16 +11,19 @@ import (
 	"time"
 )
 
-// Which protocol a node's leases use.
+// Which protocol a node's leases and bulk adds use.
 //
 // The meta protocol (lease.go) needs memcached 1.6 or later, spoken
 // directly. twemproxy (nutcracker) and older servers know only the classic
 // text commands; the classic protocol (leaseclassic.go) builds the same
 // leases on gets, add and cas. Both leave the same items, so processes on
-// either protocol can share one memcached.
+// either protocol can share one memcached. AddBulk (pipeline.go) asks the
+// same question of a node, and gets the same answer: quiet ms adds where
+// the meta protocol is spoken, classic adds elsewhere.
 //
-// With LeaseProtocolAuto, the first lease operation on a node asks it, on
-// a connection of its own, "version" and the meta no-op "mn" in one write:
+// With LeaseProtocolAuto, the first lease operation or bulk add on a node
+// asks it, on a connection of its own, "version" and the meta no-op "mn"
+// in one write:
 //
 //	VERSION 1.6.x, MN          meta
 //	VERSION 1.5.x, MN          classic (1.5's experimental meta commands
@@ -34,12 +37,13 @@ import (
 // The answer is kept for the life of the node, or until its lease
 // connections go stale (the server restarted, perhaps as another
 // version). A probe that gets no answer decides nothing: the lease call
-// fails for that node, and the next one asks again. Probes are not
-// requests: they count neither in the node's requests nor towards its
-// health, since a proxy that hangs up on "mn" is working as designed.
+// (or the bulk add's entries) fails for that node, and the next one asks
+// again. Probes are not requests: they count neither in the node's
+// requests nor towards its health, since a proxy that hangs up on "mn" is
+// working as designed.
 
-// LeaseProtocol names the commands the Tier's leases (tier.Leaser) are
-// built on. See WithLeaseProtocol.
+// LeaseProtocol names the commands the Tier's leases (tier.Leaser) and bulk
+// adds (AddBulk, which warmup uses) are built on. See WithLeaseProtocol.
 type LeaseProtocol string
 
 const (
@@ -47,12 +51,13 @@ const (
 	// uses meta where it can. The default.
 	LeaseProtocolAuto LeaseProtocol = "auto"
 	// LeaseProtocolMeta uses memcached's meta commands (mg, ms, md): one
-	// round trip per node for a lease, memcached 1.6 or later, spoken
-	// directly.
+	// round trip per node for a lease, bulk adds answered only when they
+	// fail; memcached 1.6 or later, spoken directly.
 	LeaseProtocolMeta LeaseProtocol = "meta"
 	// LeaseProtocolClassic uses the classic text commands gets, add, cas
 	// and set, which twemproxy (nutcracker) proxies and every memcached
-	// knows: two round trips per node for a lease that is won.
+	// knows: two round trips per node for a lease that is won, a reply
+	// for every bulk add.
 	LeaseProtocolClassic LeaseProtocol = "classic"
 )
 
@@ -61,7 +66,8 @@ func LeaseProtocols() []LeaseProtocol {
 	return []LeaseProtocol{LeaseProtocolAuto, LeaseProtocolMeta, LeaseProtocolClassic}
 }
 
-// leaseProto is what a node is known to speak; the zero value is unknown.
+// leaseProto is what a node is known to speak, for its leases and its bulk
+// adds; the zero value is unknown.
 type leaseProto int32
 
 const (
@@ -70,8 +76,8 @@ const (
 	protoClassic
 )
 
-// nodeProtocol is a node's detected lease protocol. It is safe for
-// concurrent use.
+// nodeProtocol is a node's detected protocol. It is safe for concurrent
+// use.
 type nodeProtocol struct {
 	known atomic.Int32 // a leaseProto
 
@@ -83,8 +89,8 @@ type nodeProtocol struct {
 	failure  error
 }
 
-// leaseProtocol returns the protocol n's leases use, probing n first
-// under LeaseProtocolAuto when it is not known yet.
+// leaseProtocol returns the protocol n's leases and bulk adds use, probing
+// n first under LeaseProtocolAuto when it is not known yet.
 func (t *Tier) leaseProtocol(n *node) (leaseProto, error) {
 	if p := t.currentProtocol(n); p != protoUnknown {
 		return p, nil

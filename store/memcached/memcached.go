@@ -186,9 +186,9 @@ func (t *Tier) Servers() []Server { return t.members.current.Load().servers() }
 //	lease_releases    leases given up
 //	markers           invalidation markers written (Set, Delete)
 //	lease_protocol_meta, lease_protocol_classic
-//	                  nodes whose leases use the meta or the classic
-//	                  protocol (see WithLeaseProtocol); a node not yet
-//	                  asked counts in neither
+//	                  nodes whose leases and bulk adds use the meta or
+//	                  the classic protocol (see WithLeaseProtocol); a
+//	                  node not yet asked counts in neither
 //	lease_protocol_probes, lease_protocol_probe_errors
 //	                  nodes asked which protocol they speak, and the
 //	                  asks that got no answer

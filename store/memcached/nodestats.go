@@ -47,8 +47,8 @@ type nodeCounters struct {
 //	lost_invalidations      such keys it could not remember (the limit is
 //	                        10000); their old values live until they expire
 //	lease_protocol_meta, lease_protocol_classic
-//	                        1 for the protocol its leases use, once known
-//	                        (see WithLeaseProtocol)
+//	                        1 for the protocol its leases and bulk adds
+//	                        use, once known (see WithLeaseProtocol)
 //
 // The counters of a node last as long as its address stays in the
 // cluster; a node that leaves and returns starts from zero.

@@ -179,13 +179,16 @@ func WithSelector(s memcache.ServerSelector) Option {
 }
 
 // WithLeaseProtocol chooses the commands the Tier's leases (tier.Leaser)
-// are built on: LeaseProtocolMeta, memcached's meta commands, which need
-// memcached 1.6 or later spoken to directly; LeaseProtocolClassic, gets,
-// add and cas, which twemproxy (nutcracker) and older servers understand,
-// for one more round trip per lease won; or LeaseProtocolAuto, the
-// default, which asks each node once and uses meta where it can. The
-// protocols leave the same items, so processes on either can share one
-// memcached. Any other value is an invalid option.
+// and bulk adds (AddBulk, which warmup uses) are built on:
+// LeaseProtocolMeta, memcached's meta commands, which need memcached 1.6
+// or later spoken to directly; LeaseProtocolClassic, gets, add and cas,
+// which twemproxy (nutcracker) and older servers understand, for one more
+// round trip per lease won and a reply to every bulk add; or
+// LeaseProtocolAuto, the default, which asks each node once and uses meta
+// where it can. Leases and bulk adds share the setting because it says
+// what the node speaks: a proxy that hangs up on meta commands hangs up
+// on either. The protocols leave the same items, so processes on either
+// can share one memcached. Any other value is an invalid option.
 func WithLeaseProtocol(p LeaseProtocol) Option {
 	return func(c *config) error {
 		if !slices.Contains(LeaseProtocols(), p) {

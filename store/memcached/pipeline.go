@@ -22,8 +22,9 @@ import (
 // Bulk adds.
 //
 // gomemcache sends one command and waits for its reply. AddBulk instead
-// streams memcached's meta protocol over a few connections per node that
-// it dials for the call:
+// streams adds over a few connections per node that it dials for the
+// call. On a node that speaks memcached's meta protocol (asked as the
+// leases ask it: WithLeaseProtocol, leaseproto.go) a batch is
 //
 //	ms <key> <len> F<flags> T<ttl> ME q O<n>\r\n<value>\r\n    (×batch, then)
 //	mn\r\n
@@ -35,8 +36,10 @@ import (
 // O<n>, then MN: NS is a key that was present. A connection writes its next
 // batch without waiting for the last one's MN, up to its window of batches
 // written and not yet answered, and a reader goroutine per connection
-// matches replies to batches in order. Items are built by newItem, exactly
-// as Add builds them.
+// matches replies to batches in order. A node without the meta protocol
+// (twemproxy, which hangs up on it) gets classic adds instead, one reply
+// each (pipelineclassic.go), in the same batches and window. Items are
+// built by newItem, exactly as Add builds them.
 //
 // The window bounds what a node has queued from AddBulk at any time
 // (connections × window × batch commands). memcached serves a connection
@@ -97,14 +100,19 @@ func WithBulkWindow(conns, window, batch int) Option {
 
 var _ tier.BulkAdder = (*Tier)(nil)
 
-// AddBulk implements tier.BulkAdder with pipelined meta-protocol adds over
-// a few connections per node (WithBulkWindow), opened for the call and closed when it
-// returns. done is called, for each entry, with what Add would have
-// returned, from the calling goroutine or the connections' readers.
+// AddBulk implements tier.BulkAdder with pipelined adds over a few
+// connections per node (WithBulkWindow), opened for the call and closed
+// when it returns: meta-protocol adds, or classic ones on a node that
+// does not speak the meta protocol (see WithLeaseProtocol). done is
+// called, for each entry, with what Add would have returned, from the
+// calling goroutine or the connections' readers.
 //
-// A node that cannot be dialed fails its entries at once with
-// ErrUnavailable. A node that fails mid-batch fails that batch's entries
-// whose fate is unknown; the next batch dials again. memcached ties most
+// A node that cannot be dialed, or that does not answer when asked which
+// protocol it speaks, fails its entries at once with ErrUnavailable. A
+// node that fails mid-batch fails that batch's entries whose fate is
+// unknown; the next batch dials again. A classic add refused with
+// SERVER_ERROR (twemproxy's answer for a server behind it that is down)
+// fails that entry alone. On the meta protocol memcached ties most
 // replies to their command, but not "SERVER_ERROR out of memory", which
 // fails every command of the batch it could belong to: done may report a
 // failure for an entry that was stored, never the reverse.
@@ -179,6 +187,10 @@ func (r *bulkRun) add(key string, e tier.Entry) {
 	r.node(rt.owner).add(key, it)
 }
 
+// node returns nd's share of the run, starting its connections the first
+// time. Which protocol they speak is known from then on: nd is asked, as
+// for leases, unless it was before or WithLeaseProtocol names one. A node
+// that does not answer gets no connection, and its entries fail at once.
 func (r *bulkRun) node(nd *node) *bulkNode {
 	if n, ok := r.nodes[nd]; ok {
 		return n
@@ -186,6 +198,9 @@ func (r *bulkRun) node(nd *node) *bulkNode {
 	conns := r.t.cfg.bulkConns
 	n := &bulkNode{run: r, node: nd, batches: make(chan *bulkBatch, conns)}
 	r.nodes[nd] = n
+	if n.proto, n.probeErr = r.t.leaseProtocol(nd); n.probeErr != nil {
+		return n
+	}
 	for range conns {
 		r.wg.Go(n.runConn)
 	}
@@ -204,8 +219,8 @@ func (r *bulkRun) finish() {
 	r.wg.Wait()
 }
 
-// bulkBatch is a run of commands sent together, closed by mn. keys[i] is
-// the caller key of the command with opaque i.
+// bulkBatch is a run of commands sent together, closed by mn on the meta
+// protocol. keys[i] is the caller key of command i, whose opaque is i.
 type bulkBatch struct {
 	buf  []byte
 	keys []string
@@ -224,10 +239,14 @@ func (b *bulkBatch) release() {
 // bulkNode is one node's share of a bulkRun: the batch being filled, and
 // the connections that send the full ones.
 type bulkNode struct {
-	run     *bulkRun
-	node    *node
-	cur     *bulkBatch
-	batches chan *bulkBatch
+	run   *bulkRun
+	node  *node
+	proto leaseProto
+	// probeErr is why the node's protocol is not known: its entries fail
+	// with it, unsent.
+	probeErr error
+	cur      *bulkBatch
+	batches  chan *bulkBatch
 	// down is set when the node cannot be dialed: its batches then fail
 	// at once instead of each waiting for a dial of its own.
 	down    atomic.Bool
@@ -236,11 +255,19 @@ type bulkNode struct {
 
 // add appends the command storing it to the current batch.
 func (n *bulkNode) add(key string, it *memcache.Item) {
+	if n.probeErr != nil {
+		n.run.done(key, n.probeErr)
+		return
+	}
 	if n.cur == nil {
 		n.cur = batchPool.Get().(*bulkBatch)
 	}
 	b := n.cur
-	b.buf = appendAdd(b.buf, it, len(b.keys))
+	if n.proto == protoClassic {
+		b.buf = appendStorage(b.buf, "add", it, 0)
+	} else {
+		b.buf = appendAdd(b.buf, it, len(b.keys))
+	}
 	b.keys = append(b.keys, key)
 	if len(b.keys) >= n.run.t.cfg.bulkBatch || len(b.buf) >= bulkBatchBytes {
 		n.dispatch()
@@ -268,7 +295,9 @@ func appendAdd(buf []byte, it *memcache.Item, opaque int) []byte {
 func (n *bulkNode) dispatch() {
 	b := n.cur
 	n.cur = nil
-	b.buf = append(b.buf, "mn\r\n"...)
+	if n.proto != protoClassic {
+		b.buf = append(b.buf, "mn\r\n"...)
+	}
 	select {
 	case n.batches <- b:
 	case <-n.run.ctx.Done():
@@ -401,21 +430,25 @@ func (s *bulkSession) close() {
 
 func (s *bulkSession) readReplies() {
 	defer close(s.readerDone)
+	read := s.readMetaBatch
+	if s.node.proto == protoClassic {
+		read = s.readClassicBatch
+	}
 	for b := range s.inflight {
 		if s.broken.Load() {
 			s.node.fail(b, 0, *s.brokenErr.Load())
-		} else if err := s.readBatch(b); err != nil {
+		} else if err := read(b); err != nil {
 			s.breakWith(err)
-			// readBatch reported the keys it could attribute.
+			// read reported the keys it could attribute.
 		}
 		<-s.slots
 	}
 }
 
-// readBatch reads b's replies up to MN and reports every key of b. On a
-// read or protocol error it reports the keys whose fate it does not know
+// readMetaBatch reads b's replies up to MN and reports every key of b. On
+// a read or protocol error it reports the keys whose fate it does not know
 // as failed, and returns the error.
-func (s *bulkSession) readBatch(b *bulkBatch) error {
+func (s *bulkSession) readMetaBatch(b *bulkBatch) error {
 	t, nd, run := s.node.run.t, s.node.node, s.node.run
 	var (
 		errs    []error // errs[i] is key i's outcome; nil slice while all succeed

@@ -1,0 +1,70 @@
+package memcached
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// Bulk adds on the classic protocol.
+//
+// twemproxy (nutcracker) closes a client's connection on any meta command,
+// and memcached before 1.6 has no add mode for ms. On a node that speaks
+// only the classic protocol AddBulk sends, in the same batches and window
+// as on the meta protocol,
+//
+//	add <key> <flags> <exptime> <bytes>\r\n<value>\r\n    (×batch)
+//
+// and reads one reply line per add, in the order sent: STORED; NOT_STORED,
+// the key was present; or SERVER_ERROR, which memcached sends for an item
+// too large and twemproxy for an add it could not forward (the server
+// behind it is down, or timed out). Either kind of server error fails that
+// entry alone, and the connection goes on. Nothing closes a batch: it is
+// read when it has a line for each of its adds.
+//
+// There is no quiet mode to rely on. twemproxy passes "noreply" on, but
+// noreply silences NOT_STORED as well as STORED, so the warmup could no
+// longer tell a key stored from one present, and twemproxy drops a noreply
+// command it could not forward without a word. Every add is answered
+// instead, which costs the server a reply line per add, and twemproxy a
+// response to match and forward per add.
+
+// readClassicBatch reads b's replies, one line per add, and reports every
+// key of b. On a read or protocol error it reports the keys not answered
+// yet as failed, and returns the error.
+func (s *bulkSession) readClassicBatch(b *bulkBatch) error {
+	t, nd, run := s.node.run.t, s.node.node, s.node.run
+	if err := s.conn.SetReadDeadline(time.Now().Add(run.replyTimeout)); err != nil {
+		s.node.fail(b, 0, err)
+		return err
+	}
+	for i, k := range b.keys {
+		line, err := metaLine(s.r)
+		if err == nil && !classicStoreReply(line) {
+			err = fmt.Errorf("%w: %q to add", errProtocol, line)
+		}
+		if err != nil {
+			s.node.fail(b, i, err)
+			return err
+		}
+		switch {
+		case string(line) == "STORED":
+			run.done(k, nil)
+		case string(line) == "NOT_STORED":
+			t.stats.notStored.Add(1)
+			run.done(k, errNotStored)
+		default:
+			msg := string(bytes.TrimSpace(line[len("SERVER_ERROR"):]))
+			run.done(k, t.refused("add bulk", nd, metaReply{code: "SERVER_ERROR", msg: msg}))
+		}
+	}
+	b.release()
+	return nil
+}
+
+// classicStoreReply reports whether line is a reply an add may get.
+// ERROR or CLIENT_ERROR means the server did not read the stream as it
+// was written: nothing after it can be matched to its command.
+func classicStoreReply(line []byte) bool {
+	return string(line) == "STORED" || string(line) == "NOT_STORED" || bytes.HasPrefix(line, []byte("SERVER_ERROR"))
+}
