@@ -136,6 +136,9 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 		if f.Warmup.Rate > 0 {
 			wopts = append(wopts, tier.WithWarmupRate(f.Warmup.Rate))
 		}
+		if f.Warmup.Burst > 0 {
+			wopts = append(wopts, tier.WithWarmupBurst(f.Warmup.Burst))
+		}
 		tierOpts = append(tierOpts, tier.WithAutoWarmup(wopts...))
 	}
 	tierOpts = append(tierOpts, leaseOptions(f)...)

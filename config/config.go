@@ -119,6 +119,10 @@ type Warmup struct {
 	Auto bool `yaml:"auto"`
 	// Rate limits a warmup to this many entries per second (0: no limit).
 	Rate int `yaml:"rate"`
+	// Burst sends the first this many entries of a rate-limited warmup at
+	// full speed: about the working set, which the durable tier lists
+	// first (tier.WithWarmupBurst).
+	Burst int `yaml:"burst"`
 }
 
 // Leases turns on memcached leases (tier.WithLeases); zero durations keep
@@ -400,6 +404,9 @@ func (f *File) check() problems {
 	}
 	if w := f.Warmup; w.Rate < 0 {
 		ps.add(at("warmup", "rate"), "warmup: rate %d: must not be negative", w.Rate)
+	}
+	if w := f.Warmup; w.Burst < 0 {
+		ps.add(at("warmup", "burst"), "warmup: burst %d: must not be negative", w.Burst)
 	}
 	if f.Warmup.Auto {
 		switch {

@@ -164,6 +164,7 @@ func TestParseBad(t *testing.T) {
 		{"auto warmup without restart detection", "memcached:\n  servers: [127.0.0.1:11211]\ndurable:\n  path: x\nwarmup:\n  auto: true\n" + source, []want{{6, "needs memcached.restart_detection"}}},
 		{"auto warmup without durable", "memcached:\n  servers: [127.0.0.1:11211]\n  restart_detection: 1s\nwarmup:\n  auto: true\n" + source, []want{{5, "needs a memcached and a durable section"}}},
 		{"negative warmup rate", "warmup:\n  rate: -5\n" + source, []want{{2, "must not be negative"}}},
+		{"negative warmup burst", "warmup:\n  rate: 5\n  burst: -1\n" + source, []want{{3, "burst -1: must not be negative"}}},
 		{"unknown key in warmup", "warmup:\n  automatic: true\n" + source, []want{{2, `unknown key "automatic" in warmup`}}},
 		{"unknown key in leases", "memcached:\n  servers: [127.0.0.1:11211]\nleases:\n  enable: true\n" + source, []want{{4, `unknown key "enable" in leases`}}},
 		{"unknown lease protocol", "memcached:\n  servers: [127.0.0.1:11211]\nleases:\n  enabled: true\n  protocol: binary\n" + source, []want{{5, `leases: protocol "binary": want auto, meta or classic`}}},
@@ -205,13 +206,13 @@ func TestParseBad(t *testing.T) {
 func TestParseClusterSettings(t *testing.T) {
 	t.Parallel()
 	f, err := config.Parse([]byte("memcached:\n  discovery:\n    endpoint: cfg.example:11211\n    retry: true\n"+
-		"  restart_detection: 2s\n  ejected_ttl_cap: 1m\ndurable:\n  path: x\nwarmup:\n  auto: true\n  rate: 500\n"+source), "cluster.yml")
+		"  restart_detection: 2s\n  ejected_ttl_cap: 1m\ndurable:\n  path: x\nwarmup:\n  auto: true\n  rate: 500\n  burst: 20000\n"+source), "cluster.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := f.Memcached
 	if m.Discovery.Endpoint != "cfg.example:11211" || !m.Discovery.Retry || m.Discovery.Interval != 0 ||
-		m.RestartDetection.D() != 2*time.Second || m.EjectedTTLCap.D() != time.Minute || !f.Warmup.Auto || f.Warmup.Rate != 500 {
+		m.RestartDetection.D() != 2*time.Second || m.EjectedTTLCap.D() != time.Minute || !f.Warmup.Auto || f.Warmup.Rate != 500 || f.Warmup.Burst != 20000 {
 		t.Fatalf("memcached %+v, discovery %+v, warmup %+v", m, m.Discovery, f.Warmup)
 	}
 }

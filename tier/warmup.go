@@ -124,7 +124,7 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 // returns.
 func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64, errp *error) iter.Seq2[string, Entry] {
 	return func(yield func(string, Entry) bool) {
-		pace := newPacer(p.cfg.rate)
+		pace := newPacer(p.cfg.rate, p.cfg.burst)
 		now, scanned := c.clock.Now(), 0
 		err := scan(ctx, func(key string, e Entry) error {
 			run.scanned.add(1)

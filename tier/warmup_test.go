@@ -239,11 +239,47 @@ func TestWarmupProgressAndRate(t *testing.T) {
 	}
 }
 
+// TestPacerBurst checks that the burst passes without waiting and that the
+// rate applies right after it: with a context already cancelled, any wait
+// the pacer decides on returns the context's error instead of sleeping.
+func TestPacerBurst(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name        string
+		rate, burst int
+		free        int // waits that return at once
+	}{
+		{"no rate, no burst", 0, 0, 1000},
+		{"no rate, a burst", 0, 10, 1000},
+		{"rate, no burst", 1, 0, 0},
+		{"rate and burst", 1, 100, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPacer(float64(tc.rate), int64(tc.burst))
+			for i := range 1000 {
+				err := p.wait(ctx)
+				if i < tc.free && err != nil {
+					t.Fatalf("wait %d = %v, want no wait", i, err)
+				}
+				if i >= tc.free {
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("wait %d = %v, want a wait, cut short by the context", i, err)
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
 func TestWarmupOptionErrors(t *testing.T) {
 	t.Parallel()
 	ch := newBulkChain(t)
 	for _, opt := range []WarmupOption{
 		WithWarmupRate(-1),
+		WithWarmupBurst(-1),
 		WithWarmupProgress(0, func(WarmupProgress) {}),
 		WithWarmupProgress(time.Second, nil),
 	} {

@@ -65,7 +65,7 @@ func TestWarmup(t *testing.T) {
 	if got := mustCLI(t, exitOK, "", "get", "-c", r.config, "--no-durable", "17"); got != "17\tmemcached\tarticle 17\n" {
 		t.Fatalf("after warmup: %q", got)
 	}
-	if out := mustCLI(t, exitOK, "", "warmup", "-c", r.config); !strings.Contains(out, "written 0, already present 30") {
+	if out := mustCLI(t, exitOK, "", "warmup", "-c", r.config, "--rate", "1000", "--burst", "10"); !strings.Contains(out, "written 0, already present 30") {
 		t.Fatalf("second warmup: %s", out)
 	}
 
@@ -76,6 +76,9 @@ func TestWarmup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer service.Close()
+	if code, _, _ := cli(t, "", "warmup", "-c", r.config, "--rate", "-1"); code != exitUsage {
+		t.Fatalf("warmup --rate -1: exit %d, want %d", code, exitUsage)
+	}
 	if code, _, _ := cli(t, "", "warmup", "-c", r.config, "--lock-timeout", "50ms"); code != exitBusy {
 		t.Fatalf("warmup beside a service: exit %d, want %d", code, exitBusy)
 	}

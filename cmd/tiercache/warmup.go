@@ -9,11 +9,13 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/store/boltdb"
+	"github.com/tiercache/tiercache/tier"
 )
 
 func newWarmupCmd(g *globals) *cobra.Command {
 	var copyFirst bool
 	var lockTimeout time.Duration
+	var rate, burst int
 	cmd := &cobra.Command{
 		Use:   "warmup -c FILE",
 		Short: "Refill memcached from the durable file",
@@ -24,9 +26,16 @@ negative entries skipped. Running it twice writes nothing the second time.
 
 The durable file is opened read-only. A running service holds it: give up
 after --lock-timeout (exit code 4), or pass --copy to warm up from a copy
-taken without a lock. A progress bar is drawn on a terminal.`,
+taken without a lock. A progress bar is drawn on a terminal.
+
+--rate limits the entries sent per second, to spare the servers' CPUs for
+live traffic; --burst sends that many entries (the most recently used
+first) at full speed before the rate applies.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rate < 0 || burst < 0 {
+				return usageError("--rate and --burst must not be negative")
+			}
 			f, err := g.loadConfig()
 			if err != nil {
 				return err
@@ -61,7 +70,7 @@ taken without a lock. A progress bar is drawn on a terminal.`,
 				return chain.Cache.Stats().Warmup.Scanned
 			})
 			start := time.Now()
-			ws, err := chain.Cache.Warmup(cmd.Context())
+			ws, err := chain.Cache.Warmup(cmd.Context(), tier.WithWarmupRate(rate), tier.WithWarmupBurst(burst))
 			bar.finish()
 			took := time.Since(start).Round(time.Millisecond)
 			chain.Logger.Info("warmup finished", "scanned", ws.Scanned, "written", ws.Written,
@@ -78,6 +87,8 @@ taken without a lock. A progress bar is drawn on a terminal.`,
 		},
 	}
 	cmd.Flags().BoolVar(&copyFirst, "copy", false, "warm up from a copy of the durable file (beside a running service)")
+	cmd.Flags().IntVar(&rate, "rate", 0, "entries sent per second (0: as fast as memcached takes them)")
+	cmd.Flags().IntVar(&burst, "burst", 0, "entries sent at full speed before --rate applies")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", time.Second, "give up when another process holds the durable file this long")
 	return cmd
 }
