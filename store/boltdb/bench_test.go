@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/tier"
 )
 
 // Run with:
@@ -111,4 +113,24 @@ func BenchmarkSet(b *testing.B) {
 			b.ReportMetric(float64(b.N)/float64(c["batches_written"]), "entries/batch")
 		})
 	}
+}
+
+// BenchmarkScanHot lists a file of benchKeys entries whose use log names
+// every one of them, as after a fill: the cost per entry of what a warmup
+// reads.
+func BenchmarkScanHot(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		if err := s.ScanHot(ctx, func(string, tier.Entry) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != benchKeys {
+			b.Fatalf("listed %d entries, want %d", n, benchKeys)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchKeys), "ns/entry")
 }

@@ -42,6 +42,9 @@ import (
 // at most WithQueueSize of them wait, and the rest are dropped and
 // counted, never waited for.
 const (
+	// hotShare: ScanHot follows the use log until it has listed
+	// 1/hotShare of the file's entries.
+	hotShare = 4
 	// touchPeriod is how often one key's reads are logged: a key read
 	// many times in a period is touched once.
 	touchPeriod = time.Minute
@@ -182,6 +185,13 @@ func (s *Store) Len() int64 { return s.stats.diskEntries.Load() }
 // oldest (see WithRecencyLog), then every other entry in key order. A
 // warmup prefers it to Scan, so that the working set goes back first.
 //
+// Each key the log names costs a lookup in the file's index, several
+// times the cost of reading the next entry in key order, and a slot in
+// the set of keys already listed. So ScanHot follows the log only until
+// it has listed a quarter of the file's entries (hotShare) and reads the
+// rest in key order: a working set is rarely larger, and past it the
+// order matters less than reading fast.
+//
 // Like Scan, it reads the file in chunks, each in its own read
 // transaction, and calls fn with none open, so fn may call the store.
 // Entries written while it runs may or may not be seen. To skip, in the
@@ -211,7 +221,8 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 			return err
 		}
 	}
-	seen := keySet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{}, min(s.Len(), int64(s.opts.recencyLog)))}
+	hotLimit := max(s.Len()/hotShare, int64(s.scanChunk))
+	seen := keySet{seed: maphash.MakeSeed(), m: make(map[uint64]struct{}, min(hotLimit, int64(s.opts.recencyLog)))}
 	found, fileEntries := int64(0), int64(-1)
 	yield := func(items []scanItem) error {
 		for _, it := range items {
@@ -241,9 +252,12 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 			fileEntries = entries
 			break
 		}
+		if found >= hotLimit {
+			break
+		}
 		before = last
 	}
-	if found >= fileEntries {
+	if fileEntries >= 0 && found >= fileEntries {
 		// The log named every entry the file held as it was read last:
 		// nothing is left for the pass in key order.
 		return nil
@@ -304,14 +318,14 @@ func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *ke
 				continue
 			}
 			for _, k := range slices.Backward(keys) {
+				key := string(k)
+				if _, ok := pending[key]; ok || !seen.addNew(key) {
+					continue // listed already: a more recent use, or a queued write
+				}
 				dk = append(dk[:1], k...)
 				v := bucket.Get(dk)
 				if v == nil {
-					continue
-				}
-				key := string(k)
-				if _, ok := pending[key]; ok || !seen.addNew(key) {
-					continue
+					continue // deleted since
 				}
 				e, derr := decodeRecord(v)
 				items = append(items, scanItem{key: key, entry: e, bad: derr != nil})

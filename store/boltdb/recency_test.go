@@ -86,6 +86,32 @@ func TestScanHotOrder(t *testing.T) {
 	}
 }
 
+// TestScanHotFollowsTheLogForAQuarter checks that ScanHot stops following
+// the log once it has listed a quarter of the file, and lists the rest in
+// key order, each entry once.
+func TestScanHotFollowsTheLogForAQuarter(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	s.scanChunk = 5 // one use record of 10 keys per chunk
+	for batch := range 10 {
+		for i := range 10 {
+			k := fmt.Sprintf("k%02d", 10*batch+i)
+			mustSet(t, s, k, value(k))
+		}
+		mustFlush(t, s)
+	}
+	var want []string
+	for i := 99; i >= 70; i-- { // three records: 30 keys, past a quarter of 100
+		want = append(want, fmt.Sprintf("k%02d", i))
+	}
+	for i := range 70 {
+		want = append(want, fmt.Sprintf("k%02d", i))
+	}
+	if got := hotKeys(t, s); !slices.Equal(got, want) {
+		t.Fatalf("ScanHot listed %q\nwant %q", got, want)
+	}
+}
+
 // ScanHot yields every entry exactly once, whatever the log holds: keys
 // used many times, keys deleted since, keys the log has forgotten.
 func TestScanHotVisitsEveryEntryOnce(t *testing.T) {
