@@ -9,52 +9,75 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // BenchmarkColdStart runs the seed scenario with a million entries, of
 // which every tenth (the hot set, 100,000 keys) was used last, under live
-// traffic: a goroutine Gets random hot keys through the chain about every
-// 200µs, before the restart (memcached warm: the baseline) and after it.
-// Each iteration restarts memcached once. Run with:
+// traffic: a goroutine Gets random hot keys through the chain about once a
+// millisecond, before the restart (memcached warm: the baseline) and after
+// it. Each iteration restarts memcached once. Run with:
 //
 //	bash scripts/with-services.sh go test -run '^$' -bench ColdStart -benchtime 3x -timeout 30m ./e2e/
 //
-// "warmup" lets the chain refill memcached at full speed, "warmup-rate"
-// at 100,000 entries/s, "no-warmup" leaves it to live traffic (its window
-// is the 3s after the restart). It reports the warmup's rate, the time
-// from the restart until 90% of a sample of the hot set is back in
-// memcached, and the Get latency p50/p99 before the restart (idle) and
-// during the warmup.
+// "warmup" lets the chain refill memcached at full speed, "rate=100000"
+// at 100,000 entries/s, "rate=25000,burst=100000" sends the first 100,000
+// (the hot set, listed first) at full speed and the rest at 25,000/s,
+// "no-warmup" leaves it to live traffic (its window is the 3s after the
+// restart). It reports the warmup's rate, the time from the restart until
+// 90% of a sample of the hot set is back in memcached, and the Get latency
+// p50/p99 before the restart (idle) and during the warmup; with a burst,
+// also the p99 of the paced part alone.
+//
+// A second goroutine Gets a key from another memcached, which the warmup
+// never touches, on the same schedule ("other"): its p99 moving with the
+// warmup's is the host's CPUs, not the chain or the warmed server.
 func BenchmarkColdStart(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		auto []tier.WarmupOption // nil: no automatic warmup
+		name        string
+		warmup      bool
+		rate, burst int
 	}{
-		{"warmup", []tier.WarmupOption{}},
-		{"warmup-rate=100000", []tier.WarmupOption{tier.WithWarmupRate(100_000)}},
-		{"no-warmup", nil},
+		{name: "warmup", warmup: true},
+		{name: "rate=100000", warmup: true, rate: 100_000},
+		{name: "rate=25000,burst=100000", warmup: true, rate: 25_000, burst: 100_000},
+		{name: "no-warmup"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			const n, hotEvery = 1_000_000, 10
-			cs := newColdStart(b, n, hotEvery, tc.auto)
+			var burstDone atomic.Int64 // Unix nanoseconds when the burst was sent
+			var auto []tier.WarmupOption
+			if tc.warmup {
+				auto = []tier.WarmupOption{tier.WithWarmupRate(tc.rate), tier.WithWarmupBurst(tc.burst),
+					tier.WithWarmupProgress(5*time.Millisecond, func(p tier.WarmupProgress) {
+						if tc.burst > 0 && p.Sent >= int64(tc.burst) && burstDone.Load() == 0 {
+							burstDone.Store(time.Now().UnixNano())
+						}
+					})}
+			}
+			cs := newColdStart(b, n, hotEvery, auto)
+			other := newOtherGets(b)
 			ctx := context.Background()
 			hot := make([]string, 0, n/hotEvery)
 			for i := 0; i < n; i += hotEvery {
 				hot = append(hot, coldStartKey(i))
 			}
-			var m struct{ rate, hot90, warmup, idle50, idle99, p50, p99 []float64 }
+			var m struct{ rate, hot90, warmup, idle50, idle99, p50, p99, paced99, otherIdle99, other99 []float64 }
 			for run := int64(1); run <= int64(b.N); run++ {
 				if _, err := cs.cache.Warmup(ctx); err != nil { // memcached warm for the baseline
 					b.Fatal(err)
 				}
-				live := startLiveGets(cs.cache, hot)
+				burstDone.Store(0)
+				live, probe := startLiveGets(cs.cache, hot), other.start()
 				time.Sleep(2 * time.Second)
 				restart := time.Now()
 				cs.mc.Restart()
 				hot90 := timeUntilBack(cs, hot, 0.9)
 				from, to := restart, restart.Add(3*time.Second)
-				if tc.auto != nil {
+				if tc.warmup {
 					p := cs.waitWarmup(b, run)
 					if p.Err != nil || p.Failed != 0 || p.Written+p.Present != int64(n) {
 						b.Fatalf("warmup = %+v", p)
@@ -65,27 +88,29 @@ func BenchmarkColdStart(b *testing.B) {
 				} else {
 					time.Sleep(time.Until(to))
 				}
-				samples := live.stop()
-				var idle, during []time.Duration
-				for _, s := range samples {
-					switch {
-					case s.at.Before(restart):
-						idle = append(idle, s.took)
-					case !s.at.Before(from) && s.at.Before(to):
-						during = append(during, s.took)
-					}
+				samples, probes := live.stop(), probe.stop()
+				paced := from
+				if at := burstDone.Load(); at != 0 {
+					paced = time.Unix(0, at)
 				}
+				idle, during := split(samples, restart, from, to)
+				_, pacedPart := split(samples, restart, paced, to)
+				otherIdle, otherDuring := split(probes, restart, from, to)
 				back := hot90(restart)
 				m.hot90 = append(m.hot90, ms(back))
 				m.idle50 = append(m.idle50, us(percentile(idle, 50)))
 				m.idle99 = append(m.idle99, us(percentile(idle, 99)))
 				m.p50 = append(m.p50, us(percentile(during, 50)))
 				m.p99 = append(m.p99, us(percentile(during, 99)))
-				b.Logf("run %d: %s after the restart %v for 90%% of the hot set; Get p50/p99 idle %v/%v (%d Gets), after the restart %v/%v (%d Gets)",
+				m.paced99 = append(m.paced99, us(percentile(pacedPart, 99)))
+				m.otherIdle99 = append(m.otherIdle99, us(percentile(otherIdle, 99)))
+				m.other99 = append(m.other99, us(percentile(otherDuring, 99)))
+				b.Logf("run %d: %s: %v after the restart for 90%% of the hot set; Get p50/p99 idle %v/%v (%d Gets), during %v/%v (%d Gets), paced part p99 %v (%d Gets); other memcached p99 idle %v, during %v",
 					run, tc.name, back.Round(time.Millisecond), percentile(idle, 50), percentile(idle, 99), len(idle),
-					percentile(during, 50), percentile(during, 99), len(during))
+					percentile(during, 50), percentile(during, 99), len(during), percentile(pacedPart, 99), len(pacedPart),
+					percentile(otherIdle, 99), percentile(otherDuring, 99))
 			}
-			if tc.auto != nil {
+			if tc.warmup {
 				b.ReportMetric(median(m.rate), "warmup_keys/s")
 				b.ReportMetric(median(m.warmup), "warmup_ms")
 			}
@@ -95,8 +120,49 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ReportMetric(median(m.p50), "p50_after_µs")
 			b.ReportMetric(median(m.p99), "p99_after_µs")
 			b.ReportMetric(median(m.p99)/median(m.idle99), "p99_ratio")
+			if tc.burst > 0 {
+				b.ReportMetric(median(m.paced99)/median(m.idle99), "p99_paced_ratio")
+			}
+			b.ReportMetric(median(m.other99)/median(m.otherIdle99), "p99_other_ratio")
 		})
 	}
+}
+
+// split sorts samples' latencies into those before the restart and those
+// in [from, to).
+func split(samples []liveSample, restart, from, to time.Time) (before, in []time.Duration) {
+	for _, s := range samples {
+		switch {
+		case s.at.Before(restart):
+			before = append(before, s.took)
+		case !s.at.Before(from) && s.at.Before(to):
+			in = append(in, s.took)
+		}
+	}
+	return before, in
+}
+
+// otherGets Gets one key from a memcached of its own, which no warmup
+// touches, on the live Gets' schedule: a measure of the host.
+type otherGets struct {
+	client *memcache.Client
+}
+
+func newOtherGets(tb testing.TB) *otherGets {
+	srv := testenv.Memcached(tb)
+	client := memcache.New(srv.Addr)
+	if err := client.Set(&memcache.Item{Key: "probe", Value: []byte("v")}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return &otherGets{client: client}
+}
+
+func (o *otherGets) start() *liveGets {
+	return startLoop(func() error {
+		_, err := o.client.Get("probe")
+		return err
+	})
 }
 
 type liveSample struct {
@@ -104,8 +170,8 @@ type liveSample struct {
 	took time.Duration
 }
 
-// liveGets is a goroutine that Gets random hot keys through the chain at a
-// steady pace, recording how long each took.
+// liveGets is a goroutine that Gets at a steady pace, recording how long
+// each Get took.
 type liveGets struct {
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -113,10 +179,19 @@ type liveGets struct {
 }
 
 func startLiveGets(cache *tier.Cache, keys []string) *liveGets {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	return startLoop(func() error {
+		_, err := cache.Get(ctx, keys[rng.IntN(len(keys))])
+		return err
+	})
+}
+
+// startLoop calls get, pausing 200µs between calls (about a millisecond
+// with the timer's granularity), and records how long each call took.
+func startLoop(get func() error) *liveGets {
 	l := &liveGets{quit: make(chan struct{})}
 	l.wg.Go(func() {
-		rng := rand.New(rand.NewPCG(1, 2))
-		ctx := context.Background()
 		for {
 			select {
 			case <-l.quit:
@@ -124,7 +199,7 @@ func startLiveGets(cache *tier.Cache, keys []string) *liveGets {
 			default:
 			}
 			start := time.Now()
-			if _, err := cache.Get(ctx, keys[rng.IntN(len(keys))]); err != nil {
+			if err := get(); err != nil {
 				panic(err)
 			}
 			l.samples = append(l.samples, liveSample{at: start, took: time.Since(start)})
