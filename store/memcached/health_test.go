@@ -279,8 +279,10 @@ func TestAutoEject(t *testing.T) {
 		r, _ := tr.route(k)
 		ttl := metaTTL(t, r.owner.key, k)
 		secs, err := strconv.Atoi(ttl[len("HD t"):])
-		if err != nil || secs < 1 || secs > int(ttlCap/time.Second) {
-			t.Fatalf("TTL of %s on substitute %s: %q, want at most %v", k, r.owner.key, ttl, ttlCap)
+		// The cap, plus the second every expiration gets for memcached's
+		// coarse clock; the envelope's expiry is capped exactly (above).
+		if err != nil || secs < 1 || secs > int(ttlCap/time.Second)+1 {
+			t.Fatalf("TTL of %s on substitute %s: %q, want at most %v and a second", k, r.owner.key, ttl, ttlCap)
 		}
 	}
 	if c := tr.Counters(); c["ttl_capped"] != int64(len(keys)) || c["node_down"] != 0 {

@@ -95,7 +95,14 @@ const maxRelativeExpiration = 30 * 24 * 60 * 60
 // already expired and should not be stored at all.
 //
 // The remaining time is rounded up to whole seconds, because 0 would mean
-// "never expires" to memcached. Past 30 days memcached only takes an
+// "never expires" to memcached, plus one: memcached reads its own clock
+// once a second, so an item given n seconds may be dropped as early as
+// n-1 seconds after it was stored. Without the extra second a value would
+// vanish from memcached up to a second before its expiry, under early
+// refresh (which reloads it shortly before then) and under leases (whose
+// waiters would see a miss, not the fill). The envelope's own expiry,
+// which the chain checks on every read, still decides when the value is
+// stale. Past 30 days memcached only takes an
 // absolute Unix time, which it compares with its own clock; one that does
 // not fit the 32-bit field (after January 2038) becomes 0, so memcached
 // keeps the item until it is evicted and the envelope's own expiry, which
@@ -108,14 +115,14 @@ func expiration(now, expires time.Time) (exp int32, live bool) {
 	if remaining <= 0 {
 		return 0, false
 	}
-	secs := remaining / time.Second
+	secs := remaining/time.Second + 1
 	if remaining%time.Second != 0 {
 		secs++
 	}
 	if secs <= maxRelativeExpiration {
 		return int32(secs), true
 	}
-	abs := expires.Unix()
+	abs := expires.Unix() + 1
 	if expires.Nanosecond() != 0 {
 		abs++
 	}

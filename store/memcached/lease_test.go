@@ -233,7 +233,7 @@ func TestLeaseFillRefusedAfterInvalidate(t *testing.T) {
 			t.Fatalf("Get = %q, want v2", e.Value)
 		}
 		wire, _ := a.keys.encode("k")
-		if ttl := tg.ttl(t, wire); ttl < "HD t3590" || ttl > "HD t3600" {
+		if ttl := tg.ttl(t, wire); ttl < "HD t3590" || ttl > "HD t3601" {
 			t.Fatalf("item TTL %q, want the marker's hour", ttl)
 		}
 		if l := leaseOne(t, b, "k", tier.LeaseRequest{}); l.State != tier.LeaseHit || !l.Marker.At.Equal(at.Truncate(time.Microsecond)) {
@@ -248,7 +248,7 @@ func TestLeaseFillRefusedAfterInvalidate(t *testing.T) {
 		if l := leaseOne(t, a, "k", later); l.State != tier.LeaseHeld || l.Entry == nil || string(l.Entry.Value) != "v2" {
 			t.Fatalf("second lease on the expired value = %+v, want held, with the stale value", l)
 		}
-		if ttl := tg.ttl(t, wire); ttl < "HD t3590" || ttl > "HD t3600" {
+		if ttl := tg.ttl(t, wire); ttl < "HD t3590" || ttl > "HD t3601" {
 			t.Fatalf("item TTL after the takeover %q, want the marker's hour still", ttl)
 		}
 	})

