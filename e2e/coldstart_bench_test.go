@@ -21,16 +21,18 @@ import (
 // millisecond, before the restart (memcached warm: the baseline) and after
 // it. Each iteration restarts memcached once. Run with:
 //
-//	bash scripts/with-services.sh go test -run '^$' -bench ColdStart -benchtime 3x -timeout 30m ./e2e/
+//	bash scripts/with-services.sh go test -run '^$' -bench ColdStart -benchtime 3x -timeout 60m ./e2e/
 //
 // "warmup" lets the chain refill memcached at full speed, "rate=100000"
 // at 100,000 entries/s, "rate=25000,burst=100000" sends the first 100,000
 // (the hot set, listed first) at full speed and the rest at 25,000/s,
-// "no-warmup" leaves it to live traffic (its window is the 3s after the
-// restart). It reports the warmup's rate, the time from the restart until
-// 90% of a sample of the hot set is back in memcached, and the Get latency
-// p50/p99 before the restart (idle) and during the warmup; with a burst,
-// also the p99 of the paced part alone.
+// "rate=10000,burst=100000" and "rate=5000,burst=100000" likewise at
+// 10,000/s and 5,000/s, and "no-warmup" leaves
+// it to live traffic (its window is the 3s after the restart). It reports
+// the warmup's rate, the time from the restart until 90% of a sample of
+// the hot set is back in memcached, and the Get latency p50/p99 before the
+// restart (idle) and during the warmup; with a burst, also the p99 of the
+// paced part alone.
 //
 // A second goroutine Gets a key from another memcached, which the warmup
 // never touches, on the same schedule ("other"): its p99 moving with the
@@ -44,6 +46,8 @@ func BenchmarkColdStart(b *testing.B) {
 		{name: "warmup", warmup: true},
 		{name: "rate=100000", warmup: true, rate: 100_000},
 		{name: "rate=25000,burst=100000", warmup: true, rate: 25_000, burst: 100_000},
+		{name: "rate=10000,burst=100000", warmup: true, rate: 10_000, burst: 100_000},
+		{name: "rate=5000,burst=100000", warmup: true, rate: 5_000, burst: 100_000},
 		{name: "no-warmup"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
