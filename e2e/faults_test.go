@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/clocktest"
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/loader/sqlload"
 	"github.com/tiercache/tiercache/store/boltdb"
@@ -128,7 +129,7 @@ func TestMariaDBStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &stepClock{now: time.Now()}
+	clock := clocktest.New(time.Now())
 	disk, err := boltdb.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestMariaDBStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	clock.advance(2 * time.Hour) // every cached copy has expired
+	clock.Advance(2 * time.Hour) // every cached copy has expired
 
 	_, err = strict.Get(ctx, "never")
 	if !errors.Is(err, sqlload.ErrSource) {
@@ -166,7 +167,7 @@ func TestMariaDBStopped(t *testing.T) {
 		t.Errorf("stale-if-error without a copy: err = %v", err)
 	}
 	srv.Start()
-	clock.advance(0)
+	clock.Advance(0)
 	if v, err := strict.Get(ctx, "never"); err != nil || string(v) != "never cached" {
 		t.Errorf("after the database is back: Get = %q, %v", v, err)
 	}
@@ -333,22 +334,4 @@ func TestValuesAroundMemcachedItemSize(t *testing.T) {
 	if v, err := r.cache.Get(ctx, "small"); err != nil || !bytes.Equal(v, big) {
 		t.Errorf("Get after growing Set = %d bytes, %v", len(v), err)
 	}
-}
-
-// stepClock is a tier.Clock the test moves by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/clocktest"
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/loader/sqlload"
 	"github.com/tiercache/tiercache/store/boltdb"
@@ -164,22 +165,22 @@ func TestLeaseLateFillRefusedEndToEnd(t *testing.T) {
 func TestLeaseDurableCopyAgainstMarkerEndToEnd(t *testing.T) {
 	t.Parallel()
 	r := newLeaseRig(t)
-	clock := &stepClock{now: time.Now()}
+	clock := clocktest.New(time.Now())
 	a, b := r.proc(t, tier.WithClock(clock)), r.proc(t, tier.WithClock(clock))
 	ctx := context.Background()
 	getValue(t, a.cache, "3") // a's copy of 3, from before the Delete
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	for _, id := range []string{"3", "4"} {
 		r.update(t, id, "v2")
 		if err := b.cache.Delete(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	clock.advance(2 * tier.DefaultClockSkew)
+	clock.Advance(2 * tier.DefaultClockSkew)
 	if v := getValue(t, a.cache, "4"); v != "v2" { // a's copy of 4, from after it
 		t.Fatalf("Get 4 = %.20q", v)
 	}
-	clock.advance(11 * time.Minute) // memcached's copies expire, bbolt's do not
+	clock.Advance(11 * time.Minute) // memcached's copies expire, bbolt's do not
 	q0 := r.db.Selects(t)
 	if v := getValue(t, a.cache, "4"); v != "v2" {
 		t.Fatalf("Get 4 = %.20q", v)

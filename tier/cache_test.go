@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/clocktest"
 )
 
 type chain struct {
@@ -17,7 +19,7 @@ type chain struct {
 	top   *memTier
 	disk  *memTier
 	src   *mapLoader
-	clock *fakeClock
+	clock *clocktest.Clock
 }
 
 func newChain(t *testing.T, rows map[string]string, opts ...Option) *chain {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/clocktest"
 )
 
 // leaseWorld is a shared top tier with leases and a shared source, over
@@ -15,7 +17,7 @@ import (
 type leaseWorld struct {
 	top   *leaseTier
 	src   *mapLoader
-	clock *fakeClock
+	clock *clocktest.Clock
 }
 
 type proc struct {

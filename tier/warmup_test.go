@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/clocktest"
 )
 
 // bulkTier is a memTier that adds in bulk and reports restarts, as the
@@ -95,7 +97,7 @@ type bulkChain struct {
 	cache *Cache
 	top   *bulkTier
 	disk  *hotDisk
-	clock *fakeClock
+	clock *clocktest.Clock
 }
 
 func newBulkChain(t *testing.T, opts ...Option) *bulkChain {

@@ -136,15 +136,3 @@ func readLines(r *bufio.Reader, reply func(line string)) {
 		reply(strings.TrimRight(line, "\r\n"))
 	}
 }
-
-// fakeClock is a tier.Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}

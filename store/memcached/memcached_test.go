@@ -11,6 +11,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/tiercache/tiercache/internal/clocktest"
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
@@ -95,7 +96,7 @@ func TestExpirationSent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	now := time.Now()
-	clk := &fakeClock{now: now}
+	clk := clocktest.New(now)
 	tr, mc := newTestTier(t, WithClock(clk))
 
 	tests := []struct {
@@ -127,7 +128,7 @@ func TestExpirationSent(t *testing.T) {
 func TestExpiredEntryIsNotStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clk := &fakeClock{now: time.Now()}
+	clk := clocktest.New(time.Now())
 	tr, _ := newTestTier(t, WithClock(clk))
 	past := clk.Now().Add(-time.Second)
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/clocktest"
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/store/memcached/ring"
 	"github.com/tiercache/tiercache/tier"
@@ -86,7 +87,7 @@ var bulkSetups = []leaseSetup{
 func TestAddBulk(t *testing.T) {
 	t.Parallel()
 	forSetups(t, bulkSetups, func(t *testing.T, s leaseSetup) {
-		clock := &fakeClock{now: time.Now().Truncate(time.Millisecond)}
+		clock := clocktest.New(time.Now().Truncate(time.Millisecond))
 		tg := s.start(t)
 		tr := s.client(t, tg.addr, WithClock(clock))
 		ctx := context.Background()
