@@ -227,6 +227,7 @@ func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve 
 			resolve(key, stale)
 			return
 		case l.State == LeaseHit && l.Entry != nil:
+			c.refreshes.reopen(key) // someone else's refresh landed
 			resolve(key, entryResult(key, *l.Entry).at(asked))
 			return
 		case l.State != LeaseWon:
@@ -254,6 +255,10 @@ func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve 
 	out[0].lease, out[0].overwrite, out[0].readAt = lease, true, readAt
 	c.backfill(ctx, out, len(c.tiers), gens, resolve)
 	c.ctr.refreshDone.Add(1)
+	// The new value's own expiry now decides when it is refreshed next;
+	// holding refreshes off for the rest of the hold would let a value
+	// whose TTL is shorter than the lease TTL expire unrefreshed.
+	c.refreshes.reopen(key)
 }
 
 // readLongAgo stamps a result read before anyone could have joined the
@@ -264,7 +269,8 @@ var readLongAgo = time.Unix(1, 0)
 const refreshGateMax = 1 << 14
 
 // refreshGate remembers the keys refreshed lately, so that the hits on a
-// key another process is refreshing do not each ask for its lease. The
+// key another process is refreshing do not each ask for its lease. A
+// refresh that lands reopens its key at once. The
 // zero value is ready to use and safe for concurrent use.
 type refreshGate struct {
 	mu    sync.Mutex

@@ -163,6 +163,28 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	mustGetValue(t, a.cache, "k", "v3")
 }
 
+// A value whose TTL is shorter than the lease TTL is refreshed at every
+// expiry: a refresh that landed does not hold the next one off for the
+// lease TTL, which is only there for the hits on a key another process is
+// refreshing.
+func TestRefreshAgainBeforeTheLeaseTTL(t *testing.T) {
+	t.Parallel()
+	w := newLeaseWorld(map[string]string{"k": "v1"})
+	c, err := New(w.src, WithTier(w.top, 2*time.Second), WithTier(newMemTier("disk"), time.Hour),
+		WithClock(w.clock), WithLeases(WithLeaseTTL(3*time.Second)), WithStaleWhileRevalidate(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mustGetValue(t, c, "k", "v1")
+	for i, v := range []string{"v2", "v3", "v4"} {
+		w.src.put("k", v)
+		w.clock.Advance(2500 * time.Millisecond) // expired half a second ago
+		hitUntil(t, c, "k", func() bool { return c.Stats().Refresh.Done == int64(i+1) })
+		mustGetValue(t, c, "k", v)
+	}
+}
+
 // A refresh that races with a Delete loses: its fill is refused.
 func TestRefreshLosesToDelete(t *testing.T) {
 	t.Parallel()
