@@ -92,9 +92,15 @@ type LeaseRequest struct {
 	TTL time.Duration
 	// Now is the chain's time: an entry expired at Now is not a hit.
 	Now time.Time
-	// Refresh asks for the lease even over a fresh entry (early refresh).
-	// The answer is then LeaseWon or LeaseHeld, never LeaseHit.
+	// Refresh asks for the lease even over a fresh entry (early refresh,
+	// stale-while-revalidate). The answer is then LeaseWon or LeaseHeld,
+	// or LeaseHit for a fresh entry loaded after Replacing.
 	Refresh bool
+	// Replacing, with Refresh, is when the load of the value being
+	// refreshed began (its Entry.Loaded). A fresh entry loaded after it is
+	// someone else's refresh, which landed meanwhile: a hit, not a value to
+	// load again. Zero takes the lease over any entry.
+	Replacing time.Time
 }
 
 // LeaseWrite is what the chain stores through a Leaser.

@@ -137,7 +137,7 @@ func (t *leaseTier) Lease(_ context.Context, keys []string, req LeaseRequest) (m
 		case it == nil:
 			t.put(k, &leaseItem{stub: true, leaseUntil: req.Now.Add(req.TTL)})
 			out[k] = Lease{State: LeaseWon, Token: t.cas}
-		case it.entry != nil && !it.entry.Expired(req.Now) && !req.Refresh:
+		case it.entry != nil && !it.entry.Expired(req.Now) && (!req.Refresh || !req.Replacing.IsZero() && it.entry.Loaded.After(req.Replacing)):
 			out[k] = Lease{State: LeaseHit, Entry: it.entry, Marker: it.marker}
 		case it.stub || req.Now.Before(it.leaseUntil):
 			out[k] = Lease{State: LeaseHeld, Entry: it.entry, Marker: it.marker}

@@ -171,7 +171,7 @@ func (c *Cache) refreshSoon(key string, old Entry) {
 	if c.leaser != nil {
 		hold = c.lease.ttl
 	}
-	if !c.refreshes.allow(key, c.clock.Now(), hold) {
+	if !c.refreshes.allow(key, old, c.clock.Now(), hold) {
 		return
 	}
 	if c.refreshRunning.Add(1) > int64(c.refreshMax) {
@@ -216,7 +216,7 @@ func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve 
 	if c.leaser != nil {
 		c.ctr.leaseRequests.Add(1)
 		asked := time.Now()
-		leases, err := c.leaser.Lease(ctx, []string{key}, LeaseRequest{TTL: c.lease.ttl, Now: c.clock.Now(), Refresh: true})
+		leases, err := c.leaser.Lease(ctx, []string{key}, LeaseRequest{TTL: c.lease.ttl, Now: c.clock.Now(), Refresh: true, Replacing: old.Loaded})
 		l, ok := leases[key]
 		switch {
 		case !ok:
@@ -227,7 +227,7 @@ func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve 
 			resolve(key, stale)
 			return
 		case l.State == LeaseHit && l.Entry != nil:
-			c.refreshes.reopen(key) // someone else's refresh landed
+			c.refreshes.landed(key, l.Entry.Loaded) // someone else's refresh
 			resolve(key, entryResult(key, *l.Entry).at(asked))
 			return
 		case l.State != LeaseWon:
@@ -255,10 +255,9 @@ func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve 
 	out[0].lease, out[0].overwrite, out[0].readAt = lease, true, readAt
 	c.backfill(ctx, out, len(c.tiers), gens, resolve)
 	c.ctr.refreshDone.Add(1)
-	// The new value's own expiry now decides when it is refreshed next;
-	// holding refreshes off for the rest of the hold would let a value
+	// Holding refreshes off for the rest of the hold would let a value
 	// whose TTL is shorter than the lease TTL expire unrefreshed.
-	c.refreshes.reopen(key)
+	c.refreshes.landed(key, begun)
 }
 
 // readLongAgo stamps a result read before anyone could have joined the
@@ -269,42 +268,79 @@ var readLongAgo = time.Unix(1, 0)
 const refreshGateMax = 1 << 14
 
 // refreshGate remembers the keys refreshed lately, so that the hits on a
-// key another process is refreshing do not each ask for its lease. A
-// refresh that lands reopens its key at once. The
-// zero value is ready to use and safe for concurrent use.
+// key another process is refreshing do not each ask for its lease, and so
+// that a hit on a value a refresh has already replaced (read just before
+// the new one landed) does not refresh it again. The zero value is ready
+// to use and safe for concurrent use.
 type refreshGate struct {
-	mu    sync.Mutex
-	until map[string]time.Time
+	mu   sync.Mutex
+	keys map[string]gateState
 }
 
-// allow reports whether key may be refreshed at now, and if so holds
-// further refreshes of it off for hold.
-func (g *refreshGate) allow(key string, now time.Time, hold time.Duration) bool {
+type gateState struct {
+	// until holds further refreshes off while one may be running.
+	until time.Time
+	// landed is when the load of the last value a refresh wrote began:
+	// an entry loaded before it is one that refresh replaced.
+	landed time.Time
+}
+
+// allow reports whether key, found holding old, may be refreshed at now,
+// and if so holds further refreshes of it off for hold.
+func (g *refreshGate) allow(key string, old Entry, now time.Time, hold time.Duration) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if t, ok := g.until[key]; ok && now.Before(t) {
+	st, ok := g.keys[key]
+	if ok && (now.Before(st.until) || old.Loaded.Before(st.landed)) {
 		return false
 	}
-	if g.until == nil {
-		g.until = make(map[string]time.Time)
+	if g.keys == nil {
+		g.keys = make(map[string]gateState)
 	}
-	if len(g.until) >= refreshGateMax {
-		for k, t := range g.until {
-			if !now.Before(t) {
-				delete(g.until, k)
+	if !ok && len(g.keys) >= refreshGateMax {
+		for k, st := range g.keys {
+			if !now.Before(st.until) {
+				delete(g.keys, k)
 			}
 		}
-		if len(g.until) >= refreshGateMax {
+		if len(g.keys) >= refreshGateMax {
 			return false // too many refreshes at once: let the entries expire
 		}
 	}
-	g.until[key] = now.Add(hold)
+	st.until = now.Add(hold)
+	g.keys[key] = st
 	return true
 }
 
 // reopen lets key be refreshed again at once.
 func (g *refreshGate) reopen(key string) {
 	g.mu.Lock()
-	delete(g.until, key)
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	if st, ok := g.keys[key]; ok {
+		st.until = time.Time{}
+		g.keys[key] = st
+	}
+}
+
+// landed reopens key, whose value a refresh replaced with one whose load
+// began at loaded: the new value's own expiry decides when it is refreshed
+// next, and hits on values loaded before it refresh nothing.
+func (g *refreshGate) landed(key string, loaded time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.keys == nil {
+		g.keys = make(map[string]gateState)
+	}
+	if st, ok := g.keys[key]; ok || len(g.keys) < refreshGateMax {
+		st.until, st.landed = time.Time{}, later(st.landed, loaded)
+		g.keys[key] = st
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

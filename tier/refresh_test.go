@@ -287,3 +287,33 @@ func TestRefreshConcurrency(t *testing.T) {
 	close(release)
 	hitUntil(t, p.cache, "b", func() bool { return p.cache.Stats().Refresh.Done == 2 })
 }
+
+// The gate: a refresh holds the key off; one that landed reopens it for
+// the value it wrote, not for hits on the value it replaced.
+func TestRefreshGate(t *testing.T) {
+	t.Parallel()
+	var g refreshGate
+	now := time.Unix(1_800_000_000, 0)
+	old, refreshed := Entry{Loaded: now.Add(-time.Minute)}, Entry{Loaded: now}
+	hold := 3 * time.Second
+	if !g.allow("k", old, now, hold) {
+		t.Fatal("first refresh refused")
+	}
+	if g.allow("k", old, now.Add(time.Second), hold) {
+		t.Fatal("second refresh allowed while the first may run")
+	}
+	g.landed("k", refreshed.Loaded)
+	if g.allow("k", old, now.Add(time.Second), hold) {
+		t.Fatal("a hit on the replaced value refreshed it again")
+	}
+	if !g.allow("k", refreshed, now.Add(2*time.Second), hold) {
+		t.Fatal("the new value could not be refreshed before the hold ran out")
+	}
+	g.reopen("k")
+	if g.allow("k", old, now.Add(2*time.Second), hold) {
+		t.Fatal("reopen forgot which value was replaced")
+	}
+	if !g.allow("other", Entry{}, now, hold) {
+		t.Fatal("another key refused")
+	}
+}

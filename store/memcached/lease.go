@@ -240,7 +240,7 @@ func (t *Tier) classify(b *leaseBatch, i int, flags uint32, value []byte, req ti
 	}
 	fresh := rec.entry != nil && !rec.entry.Expired(req.Now)
 	switch {
-	case fresh && !req.Refresh:
+	case fresh && (!req.Refresh || refreshedSince(rec.entry, req.Replacing)):
 		b.leases[i] = tier.Lease{State: tier.LeaseHit, Entry: rec.entry, Marker: rec.marker}
 	case !rec.leaseUntil.IsZero() && req.Now.Before(rec.leaseUntil):
 		t.lease.held.Add(1)
@@ -530,6 +530,13 @@ func (t *Tier) keepUntil(r route, w tier.LeaseWrite, now time.Time) time.Time {
 		}
 	}
 	return until
+}
+
+// refreshedSince reports whether e was loaded after replacing, the load
+// time of the value a refresh means to replace: someone else's refresh
+// landed first.
+func refreshedSince(e *tier.Entry, replacing time.Time) bool {
+	return !replacing.IsZero() && e.Loaded.After(replacing)
 }
 
 // ceilSeconds is d in whole seconds, rounded up, at least 1.

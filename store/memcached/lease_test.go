@@ -387,6 +387,28 @@ func TestLeaseRefreshOverFreshValue(t *testing.T) {
 	})
 }
 
+// A refresh of a value someone else has already refreshed finds the new
+// value, loaded after the one it meant to replace: a hit, not a second
+// load. A refresh of the value that is there takes the lease over it.
+func TestLeaseRefreshFindsSomeoneElsesRefresh(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	forSetups(t, allSetups, func(t *testing.T, s leaseSetup) {
+		a, _, _ := twoClients(t, s)
+		loaded := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+		e := tier.Entry{Value: []byte("v2"), Expires: time.Now().Add(time.Minute), Loaded: loaded}
+		if err := a.Set(ctx, "k", e); err != nil {
+			t.Fatal(err)
+		}
+		if l := leaseOne(t, a, "k", tier.LeaseRequest{Refresh: true, Replacing: loaded.Add(-time.Minute)}); l.State != tier.LeaseHit || string(l.Entry.Value) != "v2" {
+			t.Fatalf("refresh of a value replaced since = %+v, want a hit on v2", l)
+		}
+		if l := leaseOne(t, a, "k", tier.LeaseRequest{Refresh: true, Replacing: loaded}); l.State != tier.LeaseWon {
+			t.Fatalf("refresh of the value there = %+v, want won", l)
+		}
+	})
+}
+
 // Set through Invalidate: the new value, readable by Get, kept as long as
 // its marker.
 func TestInvalidateWithValue(t *testing.T) {
