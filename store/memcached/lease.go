@@ -36,7 +36,8 @@ import (
 // "Anything else" is an expired value (kept for stale-while-revalidate), a
 // record with only a marker (a Set or Delete happened), a record whose
 // lease ran out (its holder died), or, for a Refresh request, the fresh
-// value itself. The lease over it is taken by rewriting it with a lease,
+// value itself (unless it was loaded after the value the request means to
+// replace: someone else's refresh, a hit). The lease over it is taken by rewriting it with a lease,
 // conditional on its CAS, pipelined the same way, which exactly one
 // client can do:
 //
