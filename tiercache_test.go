@@ -33,16 +33,23 @@ func writeConfig(t *testing.T, body string) string {
 	return path
 }
 
+// kvDatabase returns a private database with a table kv (k, v) holding
+// rows, given as SQL values.
+func kvDatabase(t *testing.T, rows string) *testenv.Database {
+	t.Helper()
+	db := testenv.MySQL(t)
+	for _, stmt := range []string{"CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)", "INSERT INTO kv VALUES " + rows} {
+		if _, err := db.DB.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
 func TestLoadBuildsAndServes(t *testing.T) {
 	t.Parallel()
 	mc := testenv.Memcached(t)
-	db := testenv.MySQL(t)
-	if _, err := db.DB.Exec("CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.DB.Exec("INSERT INTO kv VALUES ('a', 'alpha'), ('b', 'beta')"); err != nil {
-		t.Fatal(err)
-	}
+	db := kvDatabase(t, "('a', 'alpha'), ('b', 'beta')")
 	dir := t.TempDir()
 	path := writeConfig(t, fmt.Sprintf(`memcached:
   servers: ["%s:1"]
@@ -217,13 +224,7 @@ warmup:
 func TestAutoWarmupAfterARestart(t *testing.T) {
 	t.Parallel()
 	mc := testenv.Memcached(t)
-	db := testenv.MySQL(t)
-	if _, err := db.DB.Exec("CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.DB.Exec("INSERT INTO kv VALUES ('a', 'alpha'), ('b', 'beta')"); err != nil {
-		t.Fatal(err)
-	}
+	db := kvDatabase(t, "('a', 'alpha'), ('b', 'beta')")
 	path := writeConfig(t, fmt.Sprintf(`memcached:
   servers: ["%s:1"]
   restart_detection: 50ms
@@ -301,13 +302,7 @@ func TestLeaseSettings(t *testing.T) {
 		t.Run("protocol="+c.protocol, func(t *testing.T) {
 			t.Parallel()
 			mc := testenv.Memcached(t)
-			db := testenv.MySQL(t)
-			if _, err := db.DB.Exec("CREATE TABLE kv (k VARCHAR(64) PRIMARY KEY, v BLOB)"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.DB.Exec("INSERT INTO kv VALUES ('a', 'alpha')"); err != nil {
-				t.Fatal(err)
-			}
+			db := kvDatabase(t, "('a', 'alpha')")
 			protocol := ""
 			if c.protocol != "" {
 				protocol = "  protocol: " + c.protocol + "\n"
