@@ -354,15 +354,19 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 	if !n.isUp() {
 		return t.skip(n)
 	}
-	rep, err := t.casWrite("fill", n, it, l.Token)
+	p, err := t.leaseProtocol(n)
+	if err != nil {
+		return err
+	}
+	rep, err := t.casWrite("fill", n, p, it, l.Token)
 	if err != nil {
 		return err
 	}
 	switch rep.code {
-	case "HD", "STORED":
+	case "HD":
 		t.lease.fills.Add(1)
 		return nil
-	case "EX", "NF", "NS", "EXISTS", "NOT_FOUND", "NOT_STORED":
+	case "EX", "NF", "NS":
 		t.lease.refused.Add(1)
 		return errLeaseLost
 	default:
@@ -407,14 +411,14 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 	if it == nil {
 		rep, err = t.metaOne("release", n, []byte("md "+wire+" C"+strconv.FormatUint(l.Token, 10)+"\r\n"))
 	} else {
-		rep, err = t.casWrite("release", n, it, l.Token)
+		rep, err = t.casWrite("release", n, p, it, l.Token)
 	}
 	if err != nil {
 		return err
 	}
 	t.lease.releases.Add(1)
 	switch rep.code {
-	case "HD", "EX", "NF", "NS", "STORED", "EXISTS", "NOT_FOUND", "NOT_STORED":
+	case "HD", "EX", "NF", "NS":
 		return nil // released, or no longer ours to release
 	default:
 		return t.refused("release", n, rep)
@@ -422,33 +426,35 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 }
 
 // casWrite stores it in n's memcached only if the key's CAS is still
-// token, with the command of the protocol n's leases use: ms with C, or
-// cas. The reply's code is the protocol's own (HD, EX, NF; STORED,
-// EXISTS, NOT_FOUND).
-func (t *Tier) casWrite(op string, n *node, it *memcache.Item, token uint64) (metaReply, error) {
-	p, err := t.leaseProtocol(n)
-	if err != nil {
-		return metaReply{}, err
-	}
+// token, with the command of p, the protocol n's leases use: ms with C,
+// or cas. The reply's code is the meta protocol's either way: cas's
+// STORED, EXISTS, NOT_FOUND and NOT_STORED come back as HD, EX, NF and NS.
+func (t *Tier) casWrite(op string, n *node, p leaseProto, it *memcache.Item, token uint64) (metaReply, error) {
 	if p == protoClassic {
-		var rep metaReply
-		err := t.metaRoundTrip(op, n, appendStorage(nil, "cas", it, token), func(r *bufio.Reader) error {
-			var err error
-			rep, err = readStoreReply(r)
-			return err
-		})
+		rep, err := t.roundTripOne(op, n, appendStorage(nil, "cas", it, token), readStoreReply)
+		if meta, ok := classicToMeta[rep.code]; ok {
+			rep.code = meta
+		}
 		return rep, err
 	}
 	return t.metaOne(op, n, appendMetaSet(nil, it.Key, it.Value, "C"+strconv.FormatUint(token, 10),
 		"T"+strconv.FormatInt(int64(it.Expiration), 10), "F"+strconv.FormatUint(uint64(it.Flags), 10)))
 }
 
+// classicToMeta names the classic storage replies by their meta twins.
+var classicToMeta = map[string]string{"STORED": "HD", "EXISTS": "EX", "NOT_FOUND": "NF", "NOT_STORED": "NS"}
+
 // metaOne sends one meta command to n and reads its reply.
 func (t *Tier) metaOne(op string, n *node, req []byte) (metaReply, error) {
+	return t.roundTripOne(op, n, req, readMetaReply)
+}
+
+// roundTripOne sends one command to n and reads its reply with read.
+func (t *Tier) roundTripOne(op string, n *node, req []byte, read func(*bufio.Reader) (metaReply, error)) (metaReply, error) {
 	var rep metaReply
 	err := t.metaRoundTrip(op, n, req, func(r *bufio.Reader) error {
 		var err error
-		rep, err = readMetaReply(r)
+		rep, err = read(r)
 		return err
 	})
 	return rep, err

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -316,14 +315,14 @@ func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused str
 			if err != nil {
 				return "", err
 			}
-			switch {
-			case string(line) == "END":
+			if string(line) == "END" {
 				for i := start; i < end; i++ {
 					items[i].answered = true
 				}
 				break replies
-			case bytes.HasPrefix(line, []byte("SERVER_ERROR")):
-				refused = string(bytes.TrimSpace(line[len("SERVER_ERROR"):]))
+			}
+			if rep, ok := serverError(line); ok {
+				refused = rep.msg
 				break replies
 			}
 			wire, it, err := readValue(r, line)
@@ -351,15 +350,12 @@ func readValue(r *bufio.Reader, line []byte) (wire string, it classicItem, err e
 	if err1 != nil || err2 != nil || err3 != nil || size < 0 {
 		return "", it, fmt.Errorf("%w: %q", errProtocol, line)
 	}
-	wire = string(fields[1])
-	data := make([]byte, size+2)
-	if _, err := io.ReadFull(r, data); err != nil {
+	wire = string(fields[1]) // before reading on: line is the reader's buffer
+	data, err := readData(r, size)
+	if err != nil {
 		return "", it, err
 	}
-	if !bytes.HasSuffix(data, []byte("\r\n")) {
-		return "", it, fmt.Errorf("%w: value of %d bytes not followed by CRLF", errProtocol, size)
-	}
-	return wire, classicItem{found: true, flags: uint32(flags), value: data[:size], cas: cas}, nil
+	return wire, classicItem{found: true, flags: uint32(flags), value: data, cas: cas}, nil
 }
 
 // readStoreReply reads the reply to a classic storage command: STORED,
@@ -371,8 +367,8 @@ func readStoreReply(r *bufio.Reader) (metaReply, error) {
 	if err != nil {
 		return metaReply{}, err
 	}
-	if msg, ok := bytes.CutPrefix(line, []byte("SERVER_ERROR")); ok {
-		return metaReply{code: "SERVER_ERROR", msg: string(bytes.TrimSpace(msg)), opaque: -1}, nil
+	if rep, ok := serverError(line); ok {
+		return rep, nil
 	}
 	switch code := string(line); code {
 	case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND":

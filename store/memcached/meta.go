@@ -144,8 +144,8 @@ func readMetaReply(r *bufio.Reader) (metaReply, error) {
 	if err != nil {
 		return metaReply{}, err
 	}
-	if msg, ok := bytes.CutPrefix(line, []byte("SERVER_ERROR")); ok {
-		return metaReply{code: "SERVER_ERROR", msg: string(bytes.TrimSpace(msg)), opaque: -1}, nil
+	if rep, ok := serverError(line); ok {
+		return rep, nil
 	}
 	fields := bytes.Fields(line)
 	if len(fields) == 0 {
@@ -173,16 +173,34 @@ func readMetaReply(r *bufio.Reader) (metaReply, error) {
 		}
 	}
 	if size >= 0 {
-		data := make([]byte, size+2)
-		if _, err := io.ReadFull(r, data); err != nil {
+		if rep.value, err = readData(r, size); err != nil {
 			return metaReply{}, err
 		}
-		if !bytes.HasSuffix(data, []byte("\r\n")) {
-			return metaReply{}, fmt.Errorf("%w: value of %d bytes not followed by CRLF", errProtocol, size)
-		}
-		rep.value = data[:size]
 	}
 	return rep, nil
+}
+
+// serverError parses a SERVER_ERROR line, which both protocols send for a
+// command the server could not carry out (the connection stays usable).
+func serverError(line []byte) (metaReply, bool) {
+	msg, ok := bytes.CutPrefix(line, []byte("SERVER_ERROR"))
+	if !ok {
+		return metaReply{}, false
+	}
+	return metaReply{code: "SERVER_ERROR", msg: string(bytes.TrimSpace(msg)), opaque: -1}, true
+}
+
+// readData reads an item's size bytes of data and the CRLF after them, and
+// returns the data, a copy.
+func readData(r *bufio.Reader, size int) ([]byte, error) {
+	data := make([]byte, size+2)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(data, []byte("\r\n")) {
+		return nil, fmt.Errorf("%w: value of %d bytes not followed by CRLF", errProtocol, size)
+	}
+	return data[:size], nil
 }
 
 func (rep *metaReply) parseFlag(f []byte) error {

@@ -1,7 +1,6 @@
 package memcached
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 )
@@ -39,32 +38,28 @@ func (s *bulkSession) readClassicBatch(b *bulkBatch) error {
 		return err
 	}
 	for i, k := range b.keys {
-		line, err := metaLine(s.r)
-		if err == nil && !classicStoreReply(line) {
-			err = fmt.Errorf("%w: %q to add", errProtocol, line)
+		// ERROR or CLIENT_ERROR (an error from readStoreReply) means the
+		// server did not read the stream as it was written: nothing after
+		// it can be matched to its command. So does EXISTS or NOT_FOUND,
+		// which no add is answered.
+		rep, err := readStoreReply(s.r)
+		if err == nil && (rep.code == "EXISTS" || rep.code == "NOT_FOUND") {
+			err = fmt.Errorf("%w: %s to add", errProtocol, rep.code)
 		}
 		if err != nil {
 			s.node.fail(b, i, err)
 			return err
 		}
-		switch {
-		case string(line) == "STORED":
+		switch rep.code {
+		case "STORED":
 			run.done(k, nil)
-		case string(line) == "NOT_STORED":
+		case "NOT_STORED":
 			t.stats.notStored.Add(1)
 			run.done(k, errNotStored)
 		default:
-			msg := string(bytes.TrimSpace(line[len("SERVER_ERROR"):]))
-			run.done(k, t.refused("add bulk", nd, metaReply{code: "SERVER_ERROR", msg: msg}))
+			run.done(k, t.refused("add bulk", nd, rep))
 		}
 	}
 	b.release()
 	return nil
-}
-
-// classicStoreReply reports whether line is a reply an add may get.
-// ERROR or CLIENT_ERROR means the server did not read the stream as it
-// was written: nothing after it can be matched to its command.
-func classicStoreReply(line []byte) bool {
-	return string(line) == "STORED" || string(line) == "NOT_STORED" || bytes.HasPrefix(line, []byte("SERVER_ERROR"))
 }
