@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/store/boltdb"
 )
 
 // benchFlags are bench's settings.
@@ -116,8 +113,7 @@ seconds: the application's keys are never touched.`,
 				return err
 			}
 			defer os.RemoveAll(dir)
-			chain, err := g.loadChain(tiercache.WithDurablePath(dir+"/bench.db"),
-				tiercache.WithDurableOptions(boltdb.WithGCInterval(0), boltdb.WithLockTimeout(0)))
+			chain, err := g.loadChain(scratchDurable(dir + "/bench.db")...)
 			if err != nil {
 				return err
 			}

@@ -425,28 +425,14 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func ratios(chain, base sideReport) *ratioReport {
-	div := func(a, b float64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return math.Round(a/b*1000) / 1000
-	}
-	r := &ratioReport{P99: div(float64(chain.P99Ns), float64(base.P99Ns)), OpsPerSec: div(chain.OpsPerSec, base.OpsPerSec)}
+	r := &ratioReport{P99: ratio(float64(chain.P99Ns), float64(base.P99Ns)), OpsPerSec: ratio(chain.OpsPerSec, base.OpsPerSec)}
 	var perRound []float64
 	for i := range chain.RoundP50Ns {
 		if chain.RoundP50Ns[i] > 0 && base.RoundP50Ns[i] > 0 {
-			perRound = append(perRound, div(float64(chain.RoundP50Ns[i]), float64(base.RoundP50Ns[i])))
+			perRound = append(perRound, ratio(float64(chain.RoundP50Ns[i]), float64(base.RoundP50Ns[i])))
 		}
 	}
-	r.RoundP50 = perRound
-	if len(perRound) > 0 {
-		sorted := slices.Clone(perRound)
-		slices.Sort(sorted)
-		r.P50 = sorted[len(sorted)/2]
-		if len(sorted)%2 == 0 {
-			r.P50 = math.Round((sorted[len(sorted)/2-1]+sorted[len(sorted)/2])/2*1000) / 1000
-		}
-	}
+	r.RoundP50, r.P50 = perRound, median(perRound)
 	return r
 }
 

@@ -191,7 +191,7 @@ func (a *zipfAccumulator) report(wall time.Duration) *zipfReport {
 	}
 	for i := range r.configs {
 		for j := range i {
-			if describeVariant(r.configs[i]) == describeVariant(r.configs[j]) {
+			if rep.Variants[i].Settings == rep.Variants[j].Settings {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("variants %s and %s are the same chain here: "+
 					"their difference is the run's noise", r.variants[j], r.variants[i]))
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/store/boltdb"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -220,11 +219,9 @@ func runZipfWorker(ctx context.Context, g *globals) error {
 	}()
 	for i, name := range w.job.Variants {
 		vf := variantConfig(f, name, i, w.job.TTL)
-		opts := []tiercache.Option{tiercache.WithoutStatsServer(), tiercache.WithLogger(g.logger(f))}
+		opts := g.toolOptions(f)
 		if vf.Durable != nil {
-			path := filepath.Join(w.job.DurableDir, fmt.Sprintf("proc%d-variant%d.db", w.job.Index, i))
-			opts = append(opts, tiercache.WithDurablePath(path),
-				tiercache.WithDurableOptions(boltdb.WithGCInterval(0), boltdb.WithLockTimeout(0)))
+			opts = append(opts, scratchDurable(filepath.Join(w.job.DurableDir, fmt.Sprintf("proc%d-variant%d.db", w.job.Index, i)))...)
 		}
 		chain, err := tiercache.Build(vf, opts...)
 		if err != nil {

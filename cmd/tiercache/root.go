@@ -13,6 +13,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/config"
 	"github.com/tiercache/tiercache/metrics"
+	"github.com/tiercache/tiercache/store/boltdb"
 )
 
 // Exit codes scripts can rely on.
@@ -160,10 +161,22 @@ func (g *globals) loadChain(opts ...tiercache.Option) (*tiercache.Chain, error) 
 	if err != nil {
 		return nil, err
 	}
-	opts = append([]tiercache.Option{tiercache.WithoutStatsServer(), tiercache.WithLogger(g.logger(f))}, opts...)
-	chain, err := tiercache.Build(f, opts...)
+	chain, err := tiercache.Build(f, append(g.toolOptions(f), opts...)...)
 	if err != nil {
 		return nil, busy(err)
 	}
 	return chain, nil
+}
+
+// toolOptions are the options every chain a tool builds from f takes: no
+// stats server (the service owns the port), the file's logger.
+func (g *globals) toolOptions(f *config.File) []tiercache.Option {
+	return []tiercache.Option{tiercache.WithoutStatsServer(), tiercache.WithLogger(g.logger(f))}
+}
+
+// scratchDurable puts a chain's durable tier in a file of its own at path,
+// for a benchmark: no GC, and no waiting for a lock nobody else holds.
+func scratchDurable(path string) []tiercache.Option {
+	return []tiercache.Option{tiercache.WithDurablePath(path),
+		tiercache.WithDurableOptions(boltdb.WithGCInterval(0), boltdb.WithLockTimeout(0))}
 }
