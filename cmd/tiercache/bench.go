@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -10,6 +11,21 @@ import (
 
 	"github.com/spf13/cobra"
 )
+
+// commandLine is how the running command was invoked, for its report.
+func commandLine() string { return "tiercache " + strings.Join(os.Args[1:], " ") }
+
+// writeReport writes rep to w as indented JSON when asJSON is set, and
+// otherwise has print write it as text.
+func writeReport(w io.Writer, asJSON bool, rep any, print func()) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	print()
+	return nil
+}
 
 // benchFlags are bench's settings.
 type benchFlags struct {
@@ -127,14 +143,8 @@ seconds: the application's keys are never touched.`,
 			if err != nil {
 				return err
 			}
-			rep.Command = "tiercache " + strings.Join(os.Args[1:], " ")
-			if fl.json {
-				enc := json.NewEncoder(g.io.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			printBench(g.io.out, rep)
-			return nil
+			rep.Command = commandLine()
+			return writeReport(g.io.out, fl.json, rep, func() { printBench(g.io.out, rep) })
 		},
 	}
 	f := cmd.Flags()

@@ -51,9 +51,7 @@ func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl b
 			return nil, err
 		}
 	case "cold", "stampede":
-		for i := 1; i <= fl.keys; i++ {
-			b.chainKeys = append(b.chainKeys, fmt.Sprintf(fl.keyFormat, i))
-		}
+		b.chainKeys = sourceKeys(fl.keyFormat, fl.keys)
 		if fl.baseline {
 			stmt, err := chain.DB.PrepareContext(ctx, chain.Config.Source.Query)
 			if err != nil {
@@ -413,6 +411,15 @@ func summarize(all []*samples, side, rounds, workers int, wall time.Duration) si
 	r.P99Ns = int64(percentile(merged, 0.99))
 	r.P999Ns = int64(percentile(merged, 0.999))
 	return r
+}
+
+// sourceKeys are the keys of the source's rows 1 to n, in format.
+func sourceKeys(format string, n int) []string {
+	keys := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		keys = append(keys, fmt.Sprintf(format, i))
+	}
+	return keys
 }
 
 // percentile of sorted durations, nearest rank.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,18 +133,12 @@ func runZipf(ctx context.Context, g *globals, flags *pflag.FlagSet, fl benchFlag
 	if err != nil {
 		return err
 	}
-	rep.Command = "tiercache " + strings.Join(os.Args[1:], " ")
+	rep.Command = commandLine()
 	if zf.keepDurable && r.dir != "" {
 		rep.DurableDir = r.dir
 		fmt.Fprintf(g.io.err, "the durable files are kept in %s\n", r.dir)
 	}
-	if fl.json {
-		enc := json.NewEncoder(g.io.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printZipf(g.io.out, rep)
-	return nil
+	return writeReport(g.io.out, fl.json, rep, func() { printZipf(g.io.out, rep) })
 }
 
 // openSource connects to the file's source, which the workers load from,

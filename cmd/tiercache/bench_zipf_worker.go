@@ -76,7 +76,12 @@ const maxErrorSamples = 5
 
 func (r *zipfPhaseResult) fail(err error) {
 	r.Errors++
-	msg := err.Error()
+	r.sample(err.Error())
+}
+
+// sample keeps msg among the error samples, unless it is there already or
+// there are enough.
+func (r *zipfPhaseResult) sample(msg string) {
 	if len(r.ErrorSamples) < maxErrorSamples && !slices.Contains(r.ErrorSamples, msg) {
 		r.ErrorSamples = append(r.ErrorSamples, msg)
 	}
@@ -87,9 +92,7 @@ func (r *zipfPhaseResult) add(o zipfPhaseResult) {
 	r.Errors += o.Errors
 	r.Invalidations += o.Invalidations
 	for _, msg := range o.ErrorSamples {
-		if len(r.ErrorSamples) < maxErrorSamples && !slices.Contains(r.ErrorSamples, msg) {
-			r.ErrorSamples = append(r.ErrorSamples, msg)
-		}
+		r.sample(msg)
 	}
 	r.Latency.add(o.Latency)
 	r.Counters.add(o.Counters)
@@ -209,9 +212,7 @@ func runZipfWorker(ctx context.Context, g *globals) error {
 	if f.Memcached == nil || w.job.Keys < 1 || w.job.Concurrency < 1 || w.job.ZipfS <= 1 || len(w.job.Variants) == 0 {
 		return fmt.Errorf("bench-worker: job %s does not fit %s", line, f.Path())
 	}
-	for i := 1; i <= w.job.Keys; i++ {
-		w.keys = append(w.keys, fmt.Sprintf(w.job.KeyFormat, i))
-	}
+	w.keys = sourceKeys(w.job.KeyFormat, w.job.Keys)
 	defer func() {
 		for _, c := range w.chains {
 			c.Close()
