@@ -99,26 +99,25 @@ type zipfPhaseReport struct {
 
 // zipfAccumulator adds up the phases as they end.
 type zipfAccumulator struct {
-	run      *zipfRun
-	totals   []zipfPhaseResult
-	measured []time.Duration
-	selects  []int64 // -1: not counted
-	rounds   [][]float64
-	phases   []zipfPhaseReport
+	run     *zipfRun
+	totals  []zipfPhaseResult
+	selects []int64     // -1: not counted
+	rounds  [][]float64 // statements/s of each phase of each variant
+	phases  []zipfPhaseReport
 }
 
 func newZipfAccumulator(r *zipfRun) *zipfAccumulator {
 	n := len(r.variants)
-	a := &zipfAccumulator{run: r, totals: make([]zipfPhaseResult, n), measured: make([]time.Duration, n),
-		selects: make([]int64, n), rounds: make([][]float64, n)}
+	a := &zipfAccumulator{run: r, totals: make([]zipfPhaseResult, n), selects: make([]int64, n), rounds: make([][]float64, n)}
 	return a
 }
 
+// measure is the measured part of one phase.
+func (a *zipfAccumulator) measure() time.Duration { return a.run.zf.phase - a.run.zf.settle }
+
 func (a *zipfAccumulator) phase(round, variant int, res zipfPhaseResult, selects int64) {
-	measure := a.run.zf.phase - a.run.zf.settle
-	secs := measure.Seconds()
+	secs := a.measure().Seconds()
 	a.totals[variant].add(res)
-	a.measured[variant] += measure
 	sql := float64(res.Counters.Statements) / secs
 	a.rounds[variant] = append(a.rounds[variant], sql)
 	pr := zipfPhaseReport{Round: round, Variant: a.run.variants[variant], GetsPerSec: float64(res.Gets) / secs,
@@ -145,7 +144,7 @@ func (a *zipfAccumulator) report(wall time.Duration) *zipfReport {
 	}
 	for i, name := range r.variants {
 		t := a.totals[i]
-		secs := a.measured[i].Seconds()
+		secs := a.measure().Seconds() * float64(len(a.rounds[i])) // one round per phase
 		s := zipfSide{
 			Name: name, Settings: describeVariant(r.configs[i]), MeasuredSeconds: secs,
 			SQLPerSec:        float64(t.Counters.Statements) / secs,
