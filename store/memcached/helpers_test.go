@@ -136,3 +136,19 @@ func readLines(r *bufio.Reader, reply func(line string)) {
 		reply(strings.TrimRight(line, "\r\n"))
 	}
 }
+
+// hungTier returns a Tier over one node, at addr, that reads every
+// command and answers none; the Tier fails a node on its first failure and
+// times out in 50ms. It is closed when the test ends.
+func hungTier(t *testing.T) (tr *Tier, addr string) {
+	t.Helper()
+	fs := startFakeServer(t, func(conn net.Conn, r *bufio.Reader) {
+		readLines(r, func(string) {})
+	})
+	tr, err := New([]string{fs.addr}, WithFailureLimit(1), WithTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr, fs.addr
+}

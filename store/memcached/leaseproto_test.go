@@ -146,21 +146,14 @@ func TestLeaseProtocolProbe(t *testing.T) {
 // by it: the lease fails for its keys, and the next one asks again.
 func TestLeaseProtocolProbeUnanswered(t *testing.T) {
 	t.Parallel()
-	fs := startFakeServer(t, func(conn net.Conn, r *bufio.Reader) {
-		readLines(r, func(string) {}) // hung
-	})
-	tr, err := New([]string{fs.addr}, WithFailureLimit(1), WithTimeout(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr, addr := hungTier(t)
 	for range 2 {
 		ls, err := tr.Lease(context.Background(), []string{"k"}, tier.LeaseRequest{TTL: time.Second, Now: time.Now()})
 		if len(ls) != 0 || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "lease protocol probe") {
 			t.Fatalf("Lease = %v, %v; want nothing and the probe's ErrUnavailable", ls, err)
 		}
 	}
-	ns := nodeStats(t, tr, fs.addr)
+	ns := nodeStats(t, tr, addr)
 	if ns.State != "up" || ns.Counters["ejections"] != 0 || ns.Counters["lease_protocol_meta"]+ns.Counters["lease_protocol_classic"] != 0 {
 		t.Fatalf("node %s, %v; want up and undecided", ns.State, ns.Counters)
 	}

@@ -283,14 +283,7 @@ func TestAddBulkNodeDown(t *testing.T) {
 // as a lease's probe would not mark it down.
 func TestAddBulkProtocolProbeUnanswered(t *testing.T) {
 	t.Parallel()
-	fs := startFakeServer(t, func(conn net.Conn, r *bufio.Reader) {
-		readLines(r, func(string) {}) // hung
-	})
-	tr, err := New([]string{fs.addr}, WithFailureLimit(1), WithTimeout(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr, addr := hungTier(t)
 	items := make([]kv, 1000)
 	for i := range items {
 		items[i] = kv{"k" + strconv.Itoa(i), tier.Entry{Value: []byte("v")}}
@@ -305,7 +298,7 @@ func TestAddBulkProtocolProbeUnanswered(t *testing.T) {
 	if n := got.count(probeFailed); n != len(items) {
 		t.Errorf("%d of %d failed with the probe's error", n, len(items))
 	}
-	ns := nodeStats(t, tr, fs.addr)
+	ns := nodeStats(t, tr, addr)
 	if ns.State != "up" || ns.Counters["ejections"] != 0 || ns.Counters["requests"] != 0 {
 		t.Errorf("node %s, %v; want up, and sent nothing", ns.State, ns.Counters)
 	}
