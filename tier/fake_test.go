@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/clocktest"
@@ -179,3 +180,10 @@ func (l *mapLoader) put(k, v string) {
 }
 
 func newFakeClock() *clocktest.Clock { return clocktest.New(time.Unix(1_800_000_000, 0)) }
+
+// filled waits until c's flights have written what they found into the
+// tiers: they answer their callers first.
+func filled(t *testing.T, c *Cache) {
+	t.Helper()
+	waitFor(t, func() bool { return c.Stats().Fills.Pending == 0 })
+}
