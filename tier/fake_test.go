@@ -21,8 +21,10 @@ type memTier struct {
 	fail atomic.Bool
 
 	gets, multiGets, sets, adds, deletes atomic.Int64
-	// beforeAdd, when set, runs before every Add (without the lock held).
+	// beforeAdd, when set, runs before every Add (without the lock held);
+	// beforeGet, before every Get and GetMulti.
 	beforeAdd func(key string)
+	beforeGet func()
 }
 
 var errDown = errors.New("memtier: down")
@@ -40,6 +42,9 @@ func (t *memTier) Name() string { return t.name }
 
 func (t *memTier) Get(_ context.Context, key string) (Entry, error) {
 	t.gets.Add(1)
+	if t.beforeGet != nil {
+		t.beforeGet()
+	}
 	if t.fail.Load() {
 		return Entry{}, errDown
 	}
@@ -54,6 +59,9 @@ func (t *memTier) Get(_ context.Context, key string) (Entry, error) {
 
 func (t *memTier) GetMulti(_ context.Context, keys []string) (map[string]Entry, error) {
 	t.multiGets.Add(1)
+	if t.beforeGet != nil {
+		t.beforeGet()
+	}
 	if t.fail.Load() {
 		return nil, errDown
 	}

@@ -221,22 +221,48 @@ func (c *Cache) writeTier(ctx context.Context, j int, items []found, batch []int
 		c.addBulk(ctx, ba, t, items, batch, adds, errs, now)
 		adds = nil
 	}
-	var g errgroup.Group
-	g.SetLimit(c.backfillPar)
-	for _, n := range adds {
-		g.Go(func() error {
-			errs[n] = t.adder.Add(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
-			return nil
-		})
+	c.each(len(adds), func(m int) {
+		n := adds[m]
+		errs[n] = t.adder.Add(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
+	})
+	c.each(len(sets), func(m int) {
+		n := sets[m]
+		errs[n] = t.tier.Set(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
+	})
+	return errs
+}
+
+// each runs fn(0) ... fn(n-1), WithBackfillConcurrency of them at once;
+// a single one in the caller's goroutine. A panic in one is raised again
+// in the caller once all have ended, for the filler to recover.
+func (c *Cache) each(n int, fn func(int)) {
+	if n <= 1 {
+		if n == 1 {
+			fn(0)
+		}
+		return
 	}
-	for _, n := range sets {
+	var (
+		g    errgroup.Group
+		once sync.Once
+		pv   any
+	)
+	g.SetLimit(c.backfillPar)
+	for i := range n {
 		g.Go(func() error {
-			errs[n] = t.tier.Set(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { pv = r })
+				}
+			}()
+			fn(i)
 			return nil
 		})
 	}
 	_ = g.Wait()
-	return errs
+	if pv != nil {
+		panic(pv)
+	}
 }
 
 // fillLeased fills the keys at positions fills of batch through their
@@ -253,15 +279,9 @@ func (c *Cache) fillLeased(ctx context.Context, t *chainTier, items []found, bat
 		ferrs = mf.FillMulti(ctx, lfs)
 	} else {
 		ferrs = make([]error, len(lfs))
-		var g errgroup.Group
-		g.SetLimit(c.backfillPar)
-		for m, lf := range lfs {
-			g.Go(func() error {
-				ferrs[m] = c.leaser.Fill(ctx, lf.Key, lf.Lease, lf.Write)
-				return nil
-			})
-		}
-		_ = g.Wait()
+		c.each(len(lfs), func(m int) {
+			ferrs[m] = c.leaser.Fill(ctx, lfs[m].Key, lfs[m].Lease, lfs[m].Write)
+		})
 	}
 	for m, n := range fills {
 		if m < len(ferrs) {
