@@ -190,8 +190,12 @@ func (l *mapLoader) put(k, v string) {
 func newFakeClock() *clocktest.Clock { return clocktest.New(time.Unix(1_800_000_000, 0)) }
 
 // filled waits until c's flights have written what they found into the
-// tiers: they answer their callers first.
+// tiers, and ended: they answer their callers first.
 func filled(t *testing.T, c *Cache) {
 	t.Helper()
-	waitFor(t, func() bool { return c.Stats().Fills.Pending == 0 })
+	waitFor(t, func() bool {
+		c.flights.mu.Lock()
+		defer c.flights.mu.Unlock()
+		return c.Stats().Fills.Pending == 0 && len(c.flights.calls) == 0
+	})
 }

@@ -218,6 +218,7 @@ func (c *Cache) refreshLoad(ctx context.Context, due map[string]Entry) {
 		// whose TTL is shorter than the lease TTL expire unrefreshed.
 		for _, k := range chunk {
 			c.refreshes.landed(k, begun)
+			c.flights.forget(k) // no caller joins a flight older than the new value
 		}
 	}
 }
