@@ -106,19 +106,34 @@ func (l *Loader) run(ctx context.Context, text string, size int, args []string, 
 				return err
 			}
 		}
-		killed := make(chan struct{})
+		// The statement runs on a context of its own, so that the driver
+		// keeps the connection open and reads the statement's end: once
+		// ctx ends, the kill makes the server end it with an error, and
+		// only then is the statement over at the server. If the kill
+		// fails, or the answer does not come, the connection is dropped.
+		stmtCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+		defer hardStop()
+		ended, killed := make(chan struct{}), make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
 			defer close(killed)
-			l.kill(st.id)
+			if !l.kill(st.id) {
+				hardStop()
+				return
+			}
+			select {
+			case <-ended:
+			case <-time.After(killTimeout):
+				hardStop()
+			}
 		})
-		err := l.statement(ctx, dc, st, text, size, args, row)
+		err := l.statement(stmtCtx, dc, st, text, size, args, row)
+		close(ended)
 		if !stop() {
-			// The kill ran or is running: wait for it, so that it cannot
-			// hit the next statement on this connection, and have the
-			// connection closed.
+			// Killed: the kill must not reach the next statement on this
+			// connection, so the connection goes.
 			<-killed
 			l.conns.drop(dc)
-			return errors.Join(err, driver.ErrBadConn)
+			return errors.Join(ctx.Err(), err, driver.ErrBadConn)
 		}
 		return err
 	})
@@ -236,14 +251,17 @@ func threadID(ctx context.Context, dc driver.Conn) (int64, error) {
 	return id, nil
 }
 
-// kill stops whatever statement thread id runs, from another connection.
-func (l *Loader) kill(id int64) {
+// kill stops whatever statement thread id runs, from another connection,
+// and reports whether the server took the kill.
+func (l *Loader) kill(id int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
 	l.stats.kills.Add(1)
 	if _, err := l.db.ExecContext(ctx, "KILL QUERY "+strconv.FormatInt(id, 10)); err != nil {
 		l.stats.killErrors.Add(1)
+		return false
 	}
+	return true
 }
 
 // asText is a column value as text, as database/sql would scan it into
