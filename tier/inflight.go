@@ -2,6 +2,7 @@ package tier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -71,10 +72,12 @@ func (r result) at(t time.Time) result {
 	return r
 }
 
-// call is one key being loaded. done is closed once res is set.
+// call is one key being loaded. done is closed once res is set; only the
+// first resolve counts.
 type call struct {
 	done chan struct{}
 	res  result
+	once sync.Once
 }
 
 // flight is one trip through the chain for one or more keys. It runs on a
@@ -82,7 +85,31 @@ type call struct {
 // caller's leaving fails the others, and so that a load every caller left
 // keeps running (bounded by the load timeout) for the next caller to join.
 type flight struct {
-	calls map[string]*call // fixed at claim; read without the lock
+	// The calls, fixed at claim and read without the lock: calls for a
+	// flight of several keys; key and one for a flight of one, which every
+	// Get starts, without a map.
+	calls map[string]*call
+	key   string
+	one   *call
+}
+
+// call returns the call of key, one of f's keys.
+func (f *flight) call(key string) *call {
+	if f.calls == nil {
+		return f.one
+	}
+	return f.calls[key]
+}
+
+// each calls fn for each of f's keys and its call.
+func (f *flight) each(fn func(key string, c *call)) {
+	if f.calls == nil {
+		fn(f.key, f.one)
+		return
+	}
+	for k, c := range f.calls {
+		fn(k, c)
+	}
 }
 
 // flightGroup is a singleflight keyed by cache key that also works in bulk:
@@ -146,24 +173,27 @@ func (g *flightGroup) claimOne(parent context.Context, key string) (c *call, min
 	}
 	c = &call{done: make(chan struct{})}
 	g.calls[key] = c
-	return c, &flight{calls: map[string]*call{key: c}}, context.WithoutCancel(parent)
+	return c, &flight{key: key, one: c}, context.WithoutCancel(parent)
 }
 
-// resolve publishes the result for key and releases its waiters.
+// resolve publishes the result for key and releases its waiters. It may
+// be called from several goroutines; only the first call for a key counts.
 func (f *flight) resolve(key string, res result) {
-	c := f.calls[key]
-	c.res = res
-	close(c.done)
+	c := f.call(key)
+	c.once.Do(func() {
+		c.res = res
+		close(c.done)
+	})
 }
 
 // finish removes f's keys from the group: later callers start a new load.
 func (g *flightGroup) finish(f *flight) {
 	g.mu.Lock()
-	for k, c := range f.calls {
+	f.each(func(k string, c *call) {
 		if g.calls[k] == c {
 			delete(g.calls, k)
 		}
-	}
+	})
 	g.mu.Unlock()
 }
 
@@ -188,11 +218,9 @@ func (g *flightGroup) forget(key string) {
 	g.mu.Unlock()
 }
 
-// run executes load for f's keys in the background. resolve may be called
-// from several goroutines, at most once per key takes effect. A panic inside
-// load becomes an error for every key not resolved yet, and is reported to
-// onPanic.
-func (g *flightGroup) run(ctx context.Context, f *flight, load func(ctx context.Context, resolve func(key string, res result)), onPanic func()) {
+// enter registers a flight about to run, or reports false once close has
+// begun: the flight's keys are then answered with ErrClosed.
+func (g *flightGroup) enter(f *flight) bool {
 	g.mu.Lock()
 	closing := g.closing
 	if !closing {
@@ -200,46 +228,40 @@ func (g *flightGroup) run(ctx context.Context, f *flight, load func(ctx context.
 	}
 	g.mu.Unlock()
 	if closing {
-		for k := range f.calls {
-			f.resolve(k, result{err: ErrClosed})
-		}
+		f.each(func(k string, _ *call) { f.resolve(k, result{err: ErrClosed}) })
 		g.finish(f)
-		return
 	}
-	go func() {
-		defer g.wg.Done()
-		var mu sync.Mutex
-		var resolved map[string]bool
-		resolve := func(key string, res result) {
-			mu.Lock()
-			first := !resolved[key]
-			if first {
-				if resolved == nil {
-					resolved = make(map[string]bool, len(f.calls))
-				}
-				resolved[key] = true
-			}
-			mu.Unlock()
-			if first {
-				f.resolve(key, res)
+	return !closing
+}
+
+// exit ends a flight enter registered: a key it left unresolved gets an
+// error, a panic raised in it (recovered by the caller) an error wrapping
+// ErrLoaderPanic, and its keys leave the group.
+func (g *flightGroup) exit(f *flight, panicked any) {
+	defer g.wg.Done()
+	defer g.finish(f)
+	var err error
+	f.each(func(k string, c *call) {
+		if isClosed(c.done) {
+			return
+		}
+		if err == nil {
+			err = errors.New("tier: load returned no result")
+			if panicked != nil {
+				err = fmt.Errorf("%w: %v\n%s", ErrLoaderPanic, panicked, debug.Stack())
 			}
 		}
-		defer g.finish(f)
-		defer func() {
-			if r := recover(); r != nil {
-				onPanic()
-				err := fmt.Errorf("%w: %v\n%s", ErrLoaderPanic, r, debug.Stack())
-				for k := range f.calls {
-					resolve(k, result{err: err})
-				}
-			}
-		}()
-		load(ctx, resolve)
-		for k := range f.calls {
-			// A load that skipped a key must not leave its waiters hanging.
-			resolve(k, result{err: fmt.Errorf("tier: load of %q returned no result", k)})
-		}
-	}()
+		f.resolve(k, result{err: err})
+	})
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // close stops new loads from starting and waits for the running ones.

@@ -110,7 +110,7 @@ func (r *loadRun) fromDurable(won, held map[string]Lease) (map[string]Lease, map
 			rejected = append(rejected, key)
 			return false
 		}
-		hits, misses := c.lookupTier(r.ctx, t, remaining, r.stale, accept)
+		hits, misses := c.lookupTier(r.ctx, t, remaining, &r.stale, accept)
 		if len(rejected) > 0 {
 			c.ctr.leaseRejected.Add(int64(len(rejected)))
 			r.dropStale(t, rejected)

@@ -86,24 +86,58 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 }
 
-// start runs flight f for keys in the background.
+// start runs flight f for keys: the lookup in the top tier in the
+// caller's goroutine, so that a hit costs no goroutine, and the rest of
+// the trip, if any, in the background. The caller that starts a trip waits
+// for the top tier's answer (bounded by the tier's own timeout) even when
+// its context ends meanwhile: the others may be waiting for it.
 func (c *Cache) start(ctx context.Context, f *flight, keys []string) {
 	c.ctr.flights.Add(1)
-	c.flights.run(ctx, f, func(ctx context.Context, resolve func(string, result)) {
-		c.load(ctx, keys, resolve)
-	}, func() { c.ctr.panics.Add(1) })
+	if !c.flights.enter(f) {
+		return
+	}
+	r := &loadRun{c: c, ctx: ctx, f: f}
+	misses, panicked := r.first(keys)
+	if panicked != nil || len(misses) == 0 {
+		c.flights.exit(f, panicked)
+		return
+	}
+	go r.rest(f, misses)
+}
+
+// first is lookupFirst, with a panic recovered and returned.
+func (r *loadRun) first(keys []string) (misses []string, panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			r.c.ctr.panics.Add(1)
+		}
+	}()
+	return r.lookupFirst(keys), nil
+}
+
+// rest is loadRest in the background, ending flight f.
+func (r *loadRun) rest(f *flight, keys []string) {
+	var panicked any
+	defer func() { r.c.flights.exit(f, panicked) }()
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			r.c.ctr.panics.Add(1)
+		}
+	}()
+	r.loadRest(keys)
 }
 
 // loadRun is one flight's trip through the chain. It belongs to the
 // flight's goroutine.
 type loadRun struct {
-	c       *Cache
-	ctx     context.Context
-	resolve func(string, result)
-	// gens are the keys' generations when the flight began.
+	c   *Cache
+	ctx context.Context
+	f   *flight
+	// gens are the keys' generations before the first lookup whose finds
+	// are written into a tier.
 	gens map[string]uint64
 	// stale keeps expired copies for stale-if-error (with leases, once
-	// they have passed the marker check).
+	// they have passed the marker check); nil until the first.
 	stale map[string]Entry
 	// askedAt is when each key's lease was last asked for: what the lease
 	// reply says (its marker above all) is true from then on.
@@ -112,23 +146,47 @@ type loadRun struct {
 	due map[string]Entry
 }
 
-// load resolves keys: it asks the tiers down to the arbiter's in order,
-// each hit answered and written into the tiers above it, and hands the
-// arbiter what is still missing.
-func (c *Cache) load(ctx context.Context, keys []string, resolve func(string, result)) {
-	r := &loadRun{c: c, ctx: ctx, resolve: resolve, gens: make(map[string]uint64, len(keys)), stale: make(map[string]Entry)}
+// resolve answers the callers of key.
+func (r *loadRun) resolve(key string, res result) { r.f.resolve(key, res) }
+
+// lookupFirst asks the top tier for keys, answers the hits, and returns
+// the misses; without tiers, every key.
+func (r *loadRun) lookupFirst(keys []string) []string {
+	if r.c.split == 0 {
+		return keys
+	}
+	misses := r.lookup(0, keys)
+	if len(misses) == 0 {
+		r.refreshDue()
+	}
+	return misses
+}
+
+// loadRest resolves keys that missed the top tier: it asks the tiers down
+// to the arbiter's in order, each hit answered and written into the tiers
+// above it, and hands the arbiter what is still missing.
+func (r *loadRun) loadRest(keys []string) {
+	c := r.c
+	// The generations are taken after the top tier's lookup, which fills
+	// nothing, and before any lookup whose finds are written anywhere.
+	r.gens = make(map[string]uint64, len(keys))
 	for _, k := range keys {
 		r.gens[k] = c.gens.current(k)
 	}
-	remaining := keys
-	for i := 0; i < c.split && len(remaining) > 0; i++ {
-		remaining = r.lookup(i, remaining)
+	for i := 1; i < c.split && len(keys) > 0; i++ {
+		keys = r.lookup(i, keys)
 	}
-	if len(remaining) > 0 {
-		c.arb.settle(r, remaining)
+	if len(keys) > 0 {
+		c.arb.settle(r, keys)
 	}
+	r.refreshDue()
+}
+
+// refreshDue starts the refreshes the trip found due.
+func (r *loadRun) refreshDue() {
 	if len(r.due) > 0 {
-		c.refreshSoon(r.due)
+		r.c.refreshSoon(r.due)
+		r.due = nil
 	}
 }
 
@@ -141,7 +199,7 @@ func (r *loadRun) lookup(i int, keys []string) []string {
 	if c.leaser != nil {
 		readAt = time.Now()
 	}
-	hits, misses := c.lookupTier(r.ctx, c.tiers[i], keys, r.stale, nil)
+	hits, misses := c.lookupTier(r.ctx, c.tiers[i], keys, &r.stale, nil)
 	if i == c.refreshAt && (c.beta > 0 || c.grace > 0) {
 		misses = r.refreshing(hits, misses, readAt)
 	}
@@ -191,15 +249,26 @@ func (c *Cache) freshFound(chunk []string, values map[string][]byte, begun time.
 
 // lookupTier asks one tier for keys. Fresh entries are hits; everything else
 // (absent, expired, or the tier failing) is a miss. Expired values are kept
-// in stale, when it is not nil, in case the loader fails and stale-if-error
-// applies. accept, when not nil, can turn a fresh entry away; it is then a
-// miss too.
-func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale map[string]Entry, accept func(key string, e Entry) bool) (hits []found, misses []string) {
+// in *stale, when stale is not nil (the map made on first use), in case
+// the loader fails and stale-if-error applies. accept, when not nil, can
+// turn a fresh entry away; it is then a miss too.
+func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale *map[string]Entry, accept func(key string, e Entry) bool) (hits []found, misses []string) {
 	var entries map[string]Entry
+	var one Entry
+	oneFound := false
 	if mg, ok := t.tier.(MultiGetter); ok && len(keys) > 1 {
 		var err error
 		entries, err = mg.GetMulti(ctx, keys)
 		if err != nil {
+			t.ctr.errors.Add(1)
+		}
+	} else if len(keys) == 1 {
+		var err error
+		one, err = t.tier.Get(ctx, keys[0])
+		switch {
+		case err == nil:
+			oneFound = true
+		case !errors.Is(err, ErrMiss):
 			t.ctr.errors.Add(1)
 		}
 	} else {
@@ -216,14 +285,20 @@ func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, sta
 	}
 	now := c.clock.Now()
 	for _, k := range keys {
-		e, ok := entries[k]
+		e, ok := one, oneFound
+		if len(keys) > 1 {
+			e, ok = entries[k]
+		}
 		switch {
 		case !ok:
 			misses = append(misses, k)
 		case e.Expired(now):
 			if !e.Negative && stale != nil && (accept == nil || accept(k, e)) {
-				if old, seen := stale[k]; !seen || e.Expires.After(old.Expires) {
-					stale[k] = e
+				if *stale == nil {
+					*stale = make(map[string]Entry)
+				}
+				if old, seen := (*stale)[k]; !seen || e.Expires.After(old.Expires) {
+					(*stale)[k] = e
 				}
 			}
 			misses = append(misses, k)

@@ -76,7 +76,7 @@ func (c *Cache) loadSharedMulti(ctx context.Context, keys []string, claimed time
 	for _, k := range keys {
 		cl, ok := joined[k]
 		if !ok {
-			cl = f.calls[k]
+			cl = f.call(k)
 		}
 		res := wait(ctx, cl)
 		if res.late(claimed) {
