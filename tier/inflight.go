@@ -134,12 +134,17 @@ func newFlightGroup() *flightGroup {
 
 // claim registers the caller's interest in keys. Keys already in a flight
 // are returned in joined; the others are returned in own, together with
-// the flight the caller must start with run.
+// the flight the caller must start, registered as running. Once close has
+// begun no flight starts: the caller's own keys come back in joined,
+// answered with ErrClosed.
 func (g *flightGroup) claim(parent context.Context, keys []string) (own []string, joined map[string]*call, mine *flight, loadCtx context.Context) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, k := range keys {
 		c, ok := g.calls[k]
+		if !ok && g.closing {
+			c, ok = closedCall(), true
+		}
 		if !ok {
 			own = append(own, k)
 			continue
@@ -158,6 +163,7 @@ func (g *flightGroup) claim(parent context.Context, keys []string) (own []string
 		mine.calls[k] = c
 		g.calls[k] = c
 	}
+	g.wg.Add(1)
 	// The load keeps the caller's values (trace IDs, auth) but not its
 	// cancellation: it belongs to every caller that joins it.
 	return own, joined, mine, context.WithoutCancel(parent)
@@ -171,9 +177,20 @@ func (g *flightGroup) claimOne(parent context.Context, key string) (c *call, min
 	if c, ok := g.calls[key]; ok {
 		return c, nil, nil
 	}
+	if g.closing {
+		return closedCall(), nil, nil
+	}
 	c = &call{done: make(chan struct{})}
 	g.calls[key] = c
+	g.wg.Add(1)
 	return c, &flight{key: key, one: c}, context.WithoutCancel(parent)
+}
+
+// closedCall is the answer for a key claimed once close has begun.
+func closedCall() *call {
+	c := &call{done: make(chan struct{}), res: result{err: ErrClosed}}
+	close(c.done)
+	return c
 }
 
 // resolve publishes the result for key and releases its waiters. It may
@@ -218,23 +235,7 @@ func (g *flightGroup) forget(key string) {
 	g.mu.Unlock()
 }
 
-// enter registers a flight about to run, or reports false once close has
-// begun: the flight's keys are then answered with ErrClosed.
-func (g *flightGroup) enter(f *flight) bool {
-	g.mu.Lock()
-	closing := g.closing
-	if !closing {
-		g.wg.Add(1)
-	}
-	g.mu.Unlock()
-	if closing {
-		f.each(func(k string, _ *call) { f.resolve(k, result{err: ErrClosed}) })
-		g.finish(f)
-	}
-	return !closing
-}
-
-// exit ends a flight enter registered: a key it left unresolved gets an
+// exit ends a flight claim registered: a key it left unresolved gets an
 // error, a panic raised in it (recovered by the caller) an error wrapping
 // ErrLoaderPanic, and its keys leave the group.
 func (g *flightGroup) exit(f *flight, panicked any) {

@@ -65,7 +65,7 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	for {
 		cl, f, loadCtx := c.flights.claimOne(ctx, key)
 		if f != nil {
-			c.start(loadCtx, f, []string{key})
+			c.startOne(loadCtx, f)
 		} else {
 			c.ctr.sharedWaits.Add(1)
 		}
@@ -93,9 +93,6 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 // its context ends meanwhile: the others may be waiting for it.
 func (c *Cache) start(ctx context.Context, f *flight, keys []string) {
 	c.ctr.flights.Add(1)
-	if !c.flights.enter(f) {
-		return
-	}
 	r := &loadRun{c: c, ctx: ctx, f: f}
 	misses, panicked := r.first(keys)
 	if panicked != nil || len(misses) == 0 {
@@ -103,6 +100,43 @@ func (c *Cache) start(ctx context.Context, f *flight, keys []string) {
 		return
 	}
 	go r.rest(f, misses)
+}
+
+// startOne is start for the one-key flight of a Get, the path of every
+// memcached hit: the same steps, with nothing allocated for a hit.
+func (c *Cache) startOne(ctx context.Context, f *flight) {
+	if c.split == 0 || c.beta > 0 || c.grace > 0 {
+		c.start(ctx, f, []string{f.key})
+		return
+	}
+	c.ctr.flights.Add(1)
+	var readAt time.Time
+	if c.leaser != nil {
+		readAt = time.Now()
+	}
+	var stale map[string]Entry
+	e, hit, panicked := c.firstOne(ctx, f.key, &stale)
+	if panicked != nil || hit {
+		if hit {
+			f.resolve(f.key, entryResult(f.key, e).at(readAt))
+		}
+		c.flights.exit(f, panicked)
+		return
+	}
+	r := &loadRun{c: c, ctx: ctx, f: f, stale: stale}
+	go r.rest(f, []string{f.key})
+}
+
+// firstOne is lookupOne in the top tier, with a panic recovered and
+// returned.
+func (c *Cache) firstOne(ctx context.Context, key string, stale *map[string]Entry) (e Entry, hit bool, panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			c.ctr.panics.Add(1)
+		}
+	}()
+	e, hit = c.lookupOne(ctx, c.tiers[0], key, stale, nil)
+	return e, hit, nil
 }
 
 // first is lookupFirst, with a panic recovered and returned.
@@ -253,64 +287,79 @@ func (c *Cache) freshFound(chunk []string, values map[string][]byte, begun time.
 // the loader fails and stale-if-error applies. accept, when not nil, can
 // turn a fresh entry away; it is then a miss too.
 func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale *map[string]Entry, accept func(key string, e Entry) bool) (hits []found, misses []string) {
+	if len(keys) == 1 {
+		if e, hit := c.lookupOne(ctx, t, keys[0], stale, accept); hit {
+			return []found{{key: keys[0], entry: e}}, nil
+		}
+		return nil, keys
+	}
 	var entries map[string]Entry
-	var one Entry
-	oneFound := false
-	if mg, ok := t.tier.(MultiGetter); ok && len(keys) > 1 {
+	if mg, ok := t.tier.(MultiGetter); ok {
 		var err error
 		entries, err = mg.GetMulti(ctx, keys)
 		if err != nil {
 			t.ctr.errors.Add(1)
 		}
-	} else if len(keys) == 1 {
-		var err error
-		one, err = t.tier.Get(ctx, keys[0])
-		switch {
-		case err == nil:
-			oneFound = true
-		case !errors.Is(err, ErrMiss):
-			t.ctr.errors.Add(1)
-		}
 	} else {
 		entries = make(map[string]Entry, len(keys))
 		for _, k := range keys {
-			e, err := t.tier.Get(ctx, k)
-			switch {
-			case err == nil:
+			if e, ok := c.getOne(ctx, t, k); ok {
 				entries[k] = e
-			case !errors.Is(err, ErrMiss):
-				t.ctr.errors.Add(1)
 			}
 		}
 	}
 	now := c.clock.Now()
 	for _, k := range keys {
-		e, ok := one, oneFound
-		if len(keys) > 1 {
-			e, ok = entries[k]
-		}
-		switch {
-		case !ok:
-			misses = append(misses, k)
-		case e.Expired(now):
-			if !e.Negative && stale != nil && (accept == nil || accept(k, e)) {
-				if *stale == nil {
-					*stale = make(map[string]Entry)
-				}
-				if old, seen := (*stale)[k]; !seen || e.Expires.After(old.Expires) {
-					(*stale)[k] = e
-				}
-			}
-			misses = append(misses, k)
-		case accept != nil && !accept(k, e):
-			misses = append(misses, k)
-		default:
+		e, ok := entries[k]
+		if c.fresh(t, k, e, ok, now, stale, accept) {
 			hits = append(hits, found{key: k, entry: e})
+		} else {
+			misses = append(misses, k)
 		}
 	}
-	t.ctr.hits.Add(int64(len(hits)))
-	t.ctr.misses.Add(int64(len(misses)))
 	return hits, misses
+}
+
+// lookupOne is lookupTier for one key: whether t holds a fresh entry.
+func (c *Cache) lookupOne(ctx context.Context, t *chainTier, key string, stale *map[string]Entry, accept func(key string, e Entry) bool) (Entry, bool) {
+	e, ok := c.getOne(ctx, t, key)
+	return e, c.fresh(t, key, e, ok, c.clock.Now(), stale, accept)
+}
+
+// getOne gets key from t; ok is false on a miss of any kind.
+func (c *Cache) getOne(ctx context.Context, t *chainTier, key string) (Entry, bool) {
+	e, err := t.tier.Get(ctx, key)
+	if err != nil && !errors.Is(err, ErrMiss) {
+		t.ctr.errors.Add(1)
+	}
+	return e, err == nil
+}
+
+// fresh decides whether e, what t holds for key (ok false when nothing),
+// is a hit at now, and counts it; see lookupTier.
+func (c *Cache) fresh(t *chainTier, key string, e Entry, ok bool, now time.Time, stale *map[string]Entry, accept func(key string, e Entry) bool) bool {
+	hit := false
+	switch {
+	case !ok:
+	case e.Expired(now):
+		if !e.Negative && stale != nil && (accept == nil || accept(key, e)) {
+			if *stale == nil {
+				*stale = make(map[string]Entry)
+			}
+			if old, seen := (*stale)[key]; !seen || e.Expires.After(old.Expires) {
+				(*stale)[key] = e
+			}
+		}
+	case accept != nil && !accept(key, e):
+	default:
+		hit = true
+	}
+	if hit {
+		t.ctr.hits.Add(1)
+	} else {
+		t.ctr.misses.Add(1)
+	}
+	return hit
 }
 
 // failLoad answers keys whose load failed: with a recently expired copy when
