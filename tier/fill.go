@@ -58,10 +58,12 @@ func (f *filler) do(write func()) {
 
 // backfill answers each item's key, then writes the items into the tiers
 // above `above` (all tiers when above == len(c.tiers)), off the callers'
-// path. The writes run on a context detached from the callers': the value
-// is already paid for, and storing it is what keeps the next caller off
-// the source.
-func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map[string]uint64, resolve func(string, result)) {
+// path, and lets the keys go from the flight group: later callers look
+// them up in the tiers. The writes run on a context detached from the
+// callers': the value is already paid for, and storing it is what keeps
+// the next caller off the source.
+func (r *loadRun) backfill(items []found, above int) {
+	c := r.c
 	if len(items) == 0 {
 		return
 	}
@@ -74,7 +76,7 @@ func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map
 			items[i].confirm = newConfirmation()
 			res.confirm = items[i].confirm
 		}
-		resolve(it.key, res)
+		r.resolve(it.key, res)
 	}
 	if above == 0 {
 		return
@@ -85,9 +87,10 @@ func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map
 				if it.confirm != nil {
 					it.confirm.set(time.Time{}) // no fill landed
 				}
+				c.flights.finishKey(r.f, it.key)
 			}
 		}()
-		c.writeBack(context.WithoutCancel(ctx), items, above, gens)
+		c.writeBack(context.WithoutCancel(r.ctx), items, above, r.gens)
 	})
 }
 

@@ -214,6 +214,12 @@ func (g *flightGroup) finish(f *flight) {
 	g.mu.Unlock()
 }
 
+// finishKey removes key, one of f's keys, from the group: later callers of
+// it start a new load.
+func (g *flightGroup) finishKey(f *flight, key string) {
+	g.forgetCall(key, f.call(key))
+}
+
 // forgetCall is forget, but only while c is key's current call: a caller
 // that will not take c's result makes the next caller start a new load,
 // without touching one that someone started meanwhile.

@@ -124,7 +124,7 @@ func (r *loadRun) fromDurable(won, held map[string]Lease) (map[string]Lease, map
 				hits[j].skipTop = true
 			}
 		}
-		c.backfill(r.ctx, hits, i, r.gens, r.resolve)
+		r.backfill(hits, i)
 		remaining = misses
 	}
 	won, held = make(map[string]Lease), make(map[string]Lease)
@@ -181,7 +181,7 @@ func (r *loadRun) fromSourceLeased(won map[string]Lease) {
 			l := won[out[i].key]
 			out[i].lease, out[i].readAt = &l, readAt
 		}
-		c.backfill(r.ctx, out, len(c.tiers), r.gens, r.resolve)
+		r.backfill(out, len(c.tiers))
 	}
 }
 
@@ -252,7 +252,7 @@ func (r *loadRun) loadUnleased(keys []string) {
 		for i := range out {
 			out[i].skipTop, out[i].readAt = true, readAt
 		}
-		c.backfill(r.ctx, out, len(c.tiers), r.gens, r.resolve)
+		r.backfill(out, len(c.tiers))
 	}
 }
 

@@ -240,7 +240,7 @@ func (r *loadRun) lookup(i int, keys []string) []string {
 	for j := range hits {
 		hits[j].readAt = readAt
 	}
-	c.backfill(r.ctx, hits, i, r.gens, r.resolve)
+	r.backfill(hits, i)
 	return misses
 }
 
@@ -256,7 +256,7 @@ func (r *loadRun) fromSource(keys []string) {
 			c.failLoad(chunk, err, r.stale, r.resolve)
 			continue
 		}
-		c.backfill(r.ctx, c.freshFound(chunk, values, begun), len(c.tiers), r.gens, r.resolve)
+		r.backfill(c.freshFound(chunk, values, begun), len(c.tiers))
 	}
 }
 
