@@ -31,6 +31,7 @@ func TestMemcachedKilledWhileServing(t *testing.T) {
 	if _, err := r.cache.GetMulti(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, r.cache)
 
 	var served, failed atomic.Int64
 	var firstErr atomic.Value
