@@ -27,7 +27,7 @@ func benchSetup(b *testing.B) (*Tier, *memcache.Client, string) {
 	b.Cleanup(func() { tr.Close() })
 	raw := memcache.New(mc.Addr)
 	raw.Timeout = DefaultTimeout
-	raw.MaxIdleConns = DefaultMaxIdleConns
+	raw.MaxIdleConns = DefaultServerConnections
 	b.Cleanup(func() { raw.Close() })
 
 	const key = "bench:key:0000000042"

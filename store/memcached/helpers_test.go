@@ -152,3 +152,23 @@ func hungTier(t *testing.T) (tr *Tier, addr string) {
 	t.Cleanup(func() { tr.Close() })
 	return tr, fs.addr
 }
+
+// openConns returns how many connections tr has open to its nodes.
+func openConns(tr *Tier) int {
+	n := 0
+	for _, nd := range tr.members.current.Load().nodes() {
+		n += nd.pool.Stats().Open
+	}
+	return n
+}
+
+// openConnsTo returns how many connections tr has open to addr, counting
+// nodes that have left the membership (retired pools must be empty).
+func openConnsTo(tr *Tier, addr string) int {
+	for _, nd := range tr.members.current.Load().nodes() {
+		if nd.key == addr {
+			return nd.pool.Stats().Open
+		}
+	}
+	return 0
+}
