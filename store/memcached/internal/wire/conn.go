@@ -70,9 +70,7 @@ func (c *conn) send(ctx context.Context, call *Call) (sent bool, err error) {
 		_, err = c.nc.Write(req.Buf)
 	}
 	if err != nil {
-		if c.kill(err) {
-			c.reportFailure(call, err)
-		}
+		c.kill(err, call)
 		unlock()
 		return false, err
 	}
@@ -128,9 +126,7 @@ func (c *conn) readLoop() {
 			err = call.req.Read(c.r)
 		}
 		if err != nil {
-			if c.kill(err) {
-				c.reportFailure(call, err)
-			} else {
+			if !c.kill(err, call) {
 				err = fmt.Errorf("%w: %w", ErrConnLost, c.cause)
 			}
 			c.finish(call, err)
@@ -174,16 +170,22 @@ func (c *conn) finish(call *Call, err error) {
 	close(call.done)
 }
 
-// kill breaks the connection with cause: it closes it, takes it out of
-// the pool, and fails the calls queued on it with ErrConnLost. It reports
-// whether this call broke it (false: it was broken already).
-func (c *conn) kill(cause error) bool {
+// kill breaks the connection with cause, the failure of call (nil when
+// the pool closes): it reports the failure to the node's health first, so
+// that a node marked down for it refuses the callers the break sends to
+// another connection; then it closes the connection, takes it out of the
+// pool, and fails the calls queued on it with ErrConnLost. It returns
+// whether this kill broke it (false: it was broken already).
+func (c *conn) kill(cause error, call *Call) bool {
 	c.mu.Lock()
 	if c.broken {
 		c.mu.Unlock()
 		return false
 	}
 	c.broken, c.cause = true, cause
+	if call != nil {
+		c.reportFailure(call, cause)
+	}
 	var lost []*Call
 	for {
 		select {

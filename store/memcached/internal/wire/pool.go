@@ -125,7 +125,7 @@ func (p *Pool) Close() {
 	p.conns = nil
 	p.mu.Unlock()
 	for _, c := range conns {
-		c.kill(ErrClosed)
+		c.kill(ErrClosed, nil)
 	}
 	p.wg.Wait()
 }
@@ -188,13 +188,13 @@ func (p *Pool) Send(ctx context.Context, req *Request) *Call {
 	case <-p.done:
 		return call.fail(ErrClosed)
 	}
-	if !req.Probe && p.cfg.Gate != nil {
-		if err := p.cfg.Gate(); err != nil {
-			<-p.slots
-			return call.fail(err)
-		}
-	}
 	for {
+		if !req.Probe && p.cfg.Gate != nil {
+			if err := p.cfg.Gate(); err != nil {
+				<-p.slots
+				return call.fail(err)
+			}
+		}
 		c, err := p.pick(ctx, req.Probe)
 		if err != nil {
 			<-p.slots
