@@ -24,6 +24,7 @@ type conn struct {
 	r       *Reader
 
 	wlock chan struct{} // held (one token) while a caller writes
+	rlock chan struct{} // held while a reply is read, by the reader or a self-reading caller
 	load  atomic.Int32  // calls that picked this connection and are not done
 	used  atomic.Bool   // a request was answered on it
 
@@ -36,14 +37,14 @@ type conn struct {
 }
 
 func newConn(p *Pool) *conn {
-	return &conn{p: p, ready: make(chan struct{}), wlock: make(chan struct{}, 1),
+	return &conn{p: p, ready: make(chan struct{}), wlock: make(chan struct{}, 1), rlock: make(chan struct{}, 1),
 		calls: make(chan *Call, cap(p.slots))}
 }
 
 // send writes call's request and queues it for the reader. sent false with
 // a nil error means the connection broke before the caller's turn: it
 // should pick another.
-func (c *conn) send(ctx context.Context, call *Call) (sent bool, err error) {
+func (c *conn) send(ctx context.Context, call *Call, self bool) (sent bool, err error) {
 	select {
 	case c.wlock <- struct{}{}:
 	case <-ctx.Done():
@@ -83,7 +84,18 @@ func (c *conn) send(ctx context.Context, call *Call) (sent bool, err error) {
 	}
 	call.conn = c
 	c.inflight++
-	c.calls <- call // never blocks: the pool admits at most cap(calls)
+	if self && c.inflight == 1 {
+		// Nothing in flight: the reader is idle, and the caller can read
+		// the reply itself, unless the reader is just about to finish.
+		select {
+		case c.rlock <- struct{}{}:
+			call.selfRead = true
+		default:
+		}
+	}
+	if !call.selfRead {
+		c.calls <- call // never blocks: the pool admits at most cap(calls)
+	}
 	c.mu.Unlock()
 	if req.Exclusive {
 		<-call.done // bounded by the timeout: the reader's deadline
@@ -119,25 +131,40 @@ func (c *conn) drain(ctx context.Context) error {
 func (c *conn) readLoop() {
 	defer c.p.wg.Done()
 	for call := range c.calls {
-		// The node has Timeout from now, when the reply before was read
-		// (or the request written, if later), to show progress.
-		err := c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.Timeout))
-		if err == nil {
-			err = call.req.Read(c.r)
-		}
-		if err != nil {
-			if !c.kill(err, call) {
-				err = fmt.Errorf("%w: %w", ErrConnLost, c.cause)
-			}
-			c.finish(call, err)
+		c.rlock <- struct{}{} // waits while a caller reads its own reply
+		if !c.read(call) {
 			return
 		}
-		c.used.Store(true)
-		if !call.req.Probe {
-			c.p.report(nil)
-		}
-		c.finish(call, nil)
 	}
+}
+
+// readOwn reads the reply of a call whose caller reads it itself.
+func (c *conn) readOwn(call *Call) { c.read(call) }
+
+// read reads call's replies, with rlock held, and finishes it. It reports
+// whether the connection is still usable.
+func (c *conn) read(call *Call) bool {
+	// The node has Timeout from now, when the reply before was read (or
+	// the request written, if later), to show progress.
+	err := c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.Timeout))
+	if err == nil {
+		err = call.req.Read(c.r)
+	}
+	if err != nil {
+		if !c.kill(err, call) {
+			err = fmt.Errorf("%w: %w", ErrConnLost, c.cause)
+		}
+		<-c.rlock
+		c.finish(call, err)
+		return false
+	}
+	c.used.Store(true)
+	if !call.req.Probe {
+		c.p.report(nil)
+	}
+	<-c.rlock
+	c.finish(call, nil)
+	return true
 }
 
 // reportFailure reports err, the failure that broke the connection while

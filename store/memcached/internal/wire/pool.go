@@ -138,7 +138,10 @@ func (p *Pool) Close() {
 // connection so that the stream stays in step.
 func (p *Pool) Do(ctx context.Context, req *Request) error {
 	for attempt := 0; ; attempt++ {
-		c := p.Send(ctx, req)
+		c := p.send(ctx, req, true)
+		if c.selfRead {
+			c.conn.readOwn(c)
+		}
 		err := c.Wait(ctx)
 		if err == nil || req.Probe || !c.reused || !Stale(err) || attempt >= p.cfg.Conns || ctx.Err() != nil {
 			return err
@@ -157,6 +160,12 @@ type Call struct {
 	err    error
 	reused bool // it went on a connection that had answered before
 	conn   *conn
+	// selfRead is set for a call of Do written on a connection with
+	// nothing else in flight: its caller reads the reply itself, as a
+	// client without pipelining would, instead of waking the reader
+	// goroutine to read it and then being woken in turn. The reader
+	// reads the calls written behind it once it is read.
+	selfRead bool
 }
 
 // Wait waits for the call's replies to be read, or for ctx to end, and
@@ -179,7 +188,11 @@ func (c *Call) Wait(ctx context.Context) error {
 // its replies (see Call.Wait): a goroutine can have many requests in
 // flight at once, pipelined. It waits, with ctx, for room among the
 // requests in flight and for a turn to write. Errors are the Call's.
-func (p *Pool) Send(ctx context.Context, req *Request) *Call {
+func (p *Pool) Send(ctx context.Context, req *Request) *Call { return p.send(ctx, req, false) }
+
+// send is Send; self asks for the reply to be read by the caller (see
+// Call.selfRead) when the connection has nothing else in flight.
+func (p *Pool) send(ctx context.Context, req *Request, self bool) *Call {
 	call := &Call{req: req, done: make(chan struct{})}
 	select {
 	case p.slots <- struct{}{}:
@@ -200,7 +213,7 @@ func (p *Pool) Send(ctx context.Context, req *Request) *Call {
 			<-p.slots
 			return call.fail(err)
 		}
-		sent, err := c.send(ctx, call)
+		sent, err := c.send(ctx, call, self && !req.Exclusive)
 		if sent {
 			return call
 		}
