@@ -139,7 +139,7 @@ func (t *Tier) fillOn(ctx context.Context, n *node, fills []pendingFill, errs []
 	// still be running (the caller gave up), and which of its fills landed
 	// is not known. They are reported failed; a fill that landed all the
 	// same is a value in memcached, under its lease's rules.
-	ok, err := t.pipeline(ctx, "fill multi", n, reqs)
+	ok, err := t.pipeline(ctx, "fill multi", n, reqs, false)
 	for j, f := range fills {
 		switch {
 		case !ok[j/fillBatch]:

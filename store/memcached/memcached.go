@@ -315,20 +315,22 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 	found := make(map[string]tier.Entry, len(byWire))
 	for _, b := range groups {
 		hits := 0
-		for _, it := range b.items {
-			req, asked := byWire[it.Key]
-			if !asked {
-				continue // a confused server sent a key nobody asked for
-			}
-			e, derr := decodeItem(req.key, req.hashed, it.Flags, it.Value)
-			if derr != nil {
-				if !isNoEntry(derr) {
-					t.stats.decodeErrors.Add(1)
+		for _, piece := range b.pieces {
+			for _, it := range piece {
+				req, asked := byWire[it.key]
+				if !asked {
+					continue // a confused server sent a key nobody asked for
 				}
-				continue
+				e, derr := decodeItem(req.key, req.hashed, it.flags, it.value)
+				if derr != nil {
+					if !isNoEntry(derr) {
+						t.stats.decodeErrors.Add(1)
+					}
+					continue
+				}
+				found[req.key] = e
+				hits++
 			}
-			found[req.key] = e
-			hits++
 		}
 		t.hit(b.node, hits)
 		if !b.skipped {
@@ -345,9 +347,16 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 type nodeBatch struct {
 	node    *node
 	wires   []string
-	items   []mcwire.Reply
+	pieces  [][]foundItem // the items of the pieces answered
 	err     error
 	skipped bool // the node was down: counted in node_down, not as misses
+}
+
+// foundItem is an item a get returned.
+type foundItem struct {
+	key   string
+	flags uint32
+	value []byte
 }
 
 // fetch runs the multi-gets of a GetMulti, one goroutine per node,
@@ -358,20 +367,25 @@ func (t *Tier) fetch(ctx context.Context, batches []*nodeBatch) {
 			b.err, b.skipped = t.skip(b.node), true
 			return
 		}
-		pieces := make([][]mcwire.Reply, (len(b.wires)+getPieceKeys-1)/getPieceKeys)
+		pieces := make([][]foundItem, (len(b.wires)+getPieceKeys-1)/getPieceKeys)
 		refused := make([]string, len(pieces))
 		reqs := make([]*mcwire.Request, len(pieces))
 		for i := range pieces {
 			wires := b.wires[i*getPieceKeys : min((i+1)*getPieceKeys, len(b.wires))]
 			reqs[i] = &mcwire.Request{Buf: mcwire.AppendRetrieval(nil, "get", wires),
-				Read: readItems(1, func(rep mcwire.Reply) { pieces[i] = append(pieces[i], rep) }, &refused[i])}
+				Read: readItems(1, func(rep mcwire.Reply) {
+					if pieces[i] == nil {
+						pieces[i] = make([]foundItem, 0, len(wires))
+					}
+					pieces[i] = append(pieces[i], foundItem{rep.Key, rep.Flags, rep.Value})
+				}, &refused[i])}
 		}
-		ok, err := t.pipeline(ctx, "get multi", b.node, reqs)
+		ok, err := t.pipeline(ctx, "get multi", b.node, reqs, true)
 		for i, items := range pieces {
 			if !ok[i] {
 				continue
 			}
-			b.items = append(b.items, items...)
+			b.pieces = append(b.pieces, items)
 			if refused[i] != "" && err == nil {
 				err = t.fail("get multi "+b.node.key, fmt.Errorf("server replied SERVER_ERROR %s", refused[i]))
 			}

@@ -91,9 +91,11 @@ func (t *Tier) roundTrip(ctx context.Context, op string, n *node, req *wire.Requ
 }
 
 // pipeline sends reqs to n without waiting between them, then waits for
-// all; a request lost on a stale connection is sent again. It returns the
-// first failure, counted once, and which requests succeeded.
-func (t *Tier) pipeline(ctx context.Context, op string, n *node, reqs []*wire.Request) (ok []bool, err error) {
+// all; a request lost on a stale connection is sent again, and so, with
+// idempotent, is one lost behind another's failure while n is still up.
+// It returns the first failure, counted once, and which requests
+// succeeded.
+func (t *Tier) pipeline(ctx context.Context, op string, n *node, reqs []*wire.Request, idempotent bool) (ok []bool, err error) {
 	calls := make([]*wire.Call, 0, len(reqs))
 	for _, req := range reqs {
 		n.stats.requests.Add(1)
@@ -103,7 +105,8 @@ func (t *Tier) pipeline(ctx context.Context, op string, n *node, reqs []*wire.Re
 	var first error
 	for i, c := range calls {
 		cerr := c.Wait(ctx)
-		if cerr != nil && wire.Stale(cerr) && ctx.Err() == nil {
+		lost := idempotent && errors.Is(cerr, wire.ErrConnLost) && n.isUp()
+		if cerr != nil && (wire.Stale(cerr) || lost) && ctx.Err() == nil {
 			cerr = n.pool.Do(ctx, reqs[i])
 		}
 		if cerr == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,26 @@ func (c *conn) send(ctx context.Context, call *Call, self bool) (sent bool, err 
 	}
 	unlock()
 	return true, nil
+}
+
+// lookAgain reads from a connection whose read deadline may have passed
+// while this process was not running (a GC pause, a CPU-starved machine)
+// rather than while the node was silent: a read that times out is tried
+// once more, briefly, and returns the data the node had sent meanwhile.
+// Only a node that has still sent nothing has timed out.
+type lookAgain struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c lookAgain) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.Conn.SetReadDeadline(time.Now().Add(min(c.timeout/10, 10*time.Millisecond))) == nil {
+			n, err = c.Conn.Read(p)
+		}
+	}
+	return n, err
 }
 
 // drain waits until every call on the connection is finished. The caller

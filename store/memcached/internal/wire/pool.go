@@ -299,7 +299,7 @@ func (p *Pool) dial(ctx context.Context, c *conn, probe bool) error {
 		}
 		return err
 	}
-	c.nc, c.r = nc, NewReader(nc)
+	c.nc, c.r = nc, NewReader(lookAgain{nc, p.cfg.Timeout})
 	c.dialed.Store(true)
 	p.wg.Add(1)
 	p.mu.Unlock()
