@@ -222,7 +222,8 @@ func TestWaitingIsNotANodeFailure(t *testing.T) {
 	}
 	wg.Wait()
 	if len(unwanted) > 0 {
-		t.Fatalf("%d callers failed otherwise than a miss or their deadline: %v", len(unwanted), unwanted[0])
+		t.Fatalf("%d callers failed otherwise than a miss or their deadline: %v (first: %v; node %v)",
+			len(unwanted), unwanted[len(unwanted)-1], unwanted[0], tr.NodeStats()[0].Counters)
 	}
 	if gaveUp == 0 {
 		t.Fatal("no caller gave up: the test did not queue")

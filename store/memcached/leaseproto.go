@@ -23,8 +23,9 @@ import (
 // the meta protocol is spoken, classic adds elsewhere.
 //
 // With LeaseProtocolAuto, the first lease operation or bulk add on a node
-// asks it, on a connection of its own, "version" and the meta no-op "mn"
-// in one write:
+// asks it "version" and the meta no-op "mn" in one write, sent alone on
+// one of the node's connections (nothing pipelined behind it, since a
+// proxy may hang up on mn):
 //
 //	VERSION 1.6.x, MN          meta
 //	VERSION 1.5.x, MN          classic (1.5's experimental meta commands
@@ -35,7 +36,7 @@ import (
 //	                           connection on a command it cannot parse,
 //	                           dropping the replies still due on it
 //
-// The answer is kept for the life of the node, or until its lease
+// The answer is kept for the life of the node, or until its pooled
 // connections go stale (the server restarted, perhaps as another
 // version). A probe that gets no answer decides nothing: the lease call
 // (or the bulk add's entries) fails for that node, and the next one asks

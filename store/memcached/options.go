@@ -12,7 +12,7 @@ import (
 
 const (
 	// DefaultTimeout bounds each network step of an operation: the dial,
-	// and each write or read. A memcached answers in well under a
+	// the write, and the wait for a reply from the node's last progress. A memcached answers in well under a
 	// millisecond on a LAN; 200ms leaves room for a loaded node and GC
 	// pauses, yet a hung node costs each caller a fifth of a second before
 	// the chain asks the tier below. gomemcache's own default is 500ms.

@@ -15,8 +15,8 @@ import (
 
 // Restart detection.
 //
-// With WithRestartDetection the Tier checks every node at an interval, on a
-// connection of its own, with one round trip:
+// With WithRestartDetection the Tier checks every node at an interval, with
+// one request on the node's pool:
 //
 //	stats                                  pid, uptime, time
 //	mg <sentinel> T<ttl>                   HD: the sentinel is there (and its TTL renewed); EN: gone

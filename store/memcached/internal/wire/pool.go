@@ -2,7 +2,6 @@ package wire
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -67,14 +66,16 @@ type Config struct {
 // Pool is the bounded set of connections to one node. It is safe for
 // concurrent use.
 type Pool struct {
-	cfg   Config
-	slots chan struct{} // one per request admitted and not yet answered
-	done  chan struct{} // closed by Close
+	cfg    Config
+	slots  chan struct{} // one per request admitted and not yet answered
+	done   chan struct{} // closed by Close
+	ctx    context.Context
+	cancel context.CancelFunc // ends the dials in progress, at Close
 
 	mu     sync.Mutex
 	conns  []*conn
 	closed bool
-	wg     sync.WaitGroup // reader goroutines
+	wg     sync.WaitGroup // dial and reader goroutines
 
 	dials, dialErrors, retries atomic.Int64
 }
@@ -94,7 +95,9 @@ func NewPool(cfg Config) *Pool {
 		var d net.Dialer
 		cfg.Dial = d.DialContext
 	}
-	return &Pool{cfg: cfg, slots: make(chan struct{}, cfg.Conns*cfg.Depth), done: make(chan struct{})}
+	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.Conns*cfg.Depth), done: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p
 }
 
 // Stats returns the pool's counts.
@@ -121,6 +124,7 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	close(p.done)
+	p.cancel()
 	conns := p.conns
 	p.conns = nil
 	p.mu.Unlock()
@@ -234,8 +238,10 @@ func (c *Call) fail(err error) *Call {
 
 // pick returns the connection for the next request, with its load
 // counted: the least loaded, or a new one while the pool has room and
-// every connection is busy. It dials when it creates one; a dial that
-// fails is reported and returned.
+// every connection is busy. A new connection is dialed by a goroutine of
+// the pool, bounded by the timeout, not by the caller's context: the
+// caller only waits for it. A dial that fails is reported, and the callers
+// waiting for it try again.
 func (p *Pool) pick(ctx context.Context, probe bool) (*conn, error) {
 	for {
 		p.mu.Lock()
@@ -249,36 +255,40 @@ func (p *Pool) pick(ctx context.Context, probe bool) (*conn, error) {
 				best = c
 			}
 		}
-		if best != nil && (best.load.Load() == 0 || len(p.conns) >= p.cfg.Conns) {
-			best.load.Add(1)
-			p.mu.Unlock()
-			select {
-			case <-best.ready:
-			case <-ctx.Done():
-				best.load.Add(-1)
-				return nil, ctx.Err()
-			}
-			if best.dialErr != nil {
-				best.load.Add(-1)
-				continue // its dialer reported it; try for ourselves
-			}
-			return best, nil
+		dialing := false
+		if best == nil || best.load.Load() > 0 && len(p.conns) < p.cfg.Conns {
+			best, dialing = newConn(p), true
+			p.conns = append(p.conns, best)
+			p.wg.Add(1)
 		}
-		c := newConn(p)
-		c.load.Add(1)
-		p.conns = append(p.conns, c)
+		best.load.Add(1)
 		p.mu.Unlock()
-		if err := p.dial(ctx, c, probe); err != nil {
-			return nil, err
+		if dialing {
+			go p.dial(best, probe)
 		}
-		return c, nil
+		select {
+		case <-best.ready:
+		case <-ctx.Done():
+			best.load.Add(-1)
+			return nil, ctx.Err()
+		}
+		if best.dialErr != nil {
+			best.load.Add(-1)
+			if dialing {
+				return nil, best.dialErr
+			}
+			continue // its dialer's failure, reported once; try for ourselves
+		}
+		return best, nil
 	}
 }
 
-// dial connects c and starts its reader, or takes it out of the pool.
-func (p *Pool) dial(ctx context.Context, c *conn, probe bool) error {
+// dial connects c and starts its reader, or takes it out of the pool. It
+// runs on its own goroutine, counted in wg.
+func (p *Pool) dial(c *conn, probe bool) {
+	defer p.wg.Done()
 	p.dials.Add(1)
-	dctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	dctx, cancel := context.WithTimeout(p.ctx, p.cfg.Timeout)
 	nc, err := p.cfg.Dial(dctx, p.cfg.Network, p.cfg.Addr)
 	cancel()
 	p.mu.Lock()
@@ -288,16 +298,17 @@ func (p *Pool) dial(ctx context.Context, c *conn, probe bool) error {
 	}
 	if err != nil {
 		p.removeLocked(c)
+		closed := p.closed
 		p.mu.Unlock()
-		c.dialErr = err
-		close(c.ready)
-		if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		if !closed {
 			p.dialErrors.Add(1)
 			if !probe {
 				p.report(err)
 			}
 		}
-		return err
+		c.dialErr = err
+		close(c.ready)
+		return
 	}
 	c.nc, c.r = nc, NewReader(lookAgain{nc, p.cfg.Timeout})
 	c.dialed.Store(true)
@@ -305,7 +316,6 @@ func (p *Pool) dial(ctx context.Context, c *conn, probe bool) error {
 	p.mu.Unlock()
 	close(c.ready)
 	go c.readLoop()
-	return nil
 }
 
 func (p *Pool) remove(c *conn) {
