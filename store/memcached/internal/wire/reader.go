@@ -122,8 +122,16 @@ func parse(line []byte) (Reply, error) {
 		return rep, nil
 	case "VALUE", "CONFIG":
 		// VALUE <key> <flags> <bytes> [<cas>]; CONFIG <key> <flags> <bytes>
-		f := bytes.Fields(rest)
-		if len(f) != 3 && !(len(f) == 4 && rep.Code == "VALUE") {
+		var fields [5][]byte
+		f := fields[:0]
+		for len(rest) > 0 && len(f) < len(fields) {
+			var tok []byte
+			tok, rest, _ = bytes.Cut(rest, []byte(" "))
+			if len(tok) > 0 {
+				f = append(f, tok)
+			}
+		}
+		if len(rest) > 0 || len(f) != 3 && !(len(f) == 4 && rep.Code == "VALUE") {
 			return bad()
 		}
 		flags, err1 := strconv.ParseUint(string(f[1]), 10, 32)
