@@ -128,8 +128,12 @@ func (t *Tier) opFail(ctx context.Context, op string, n *node, err error) error 
 		return t.skip(n)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return fmt.Errorf("memcached: %s: %w", op, err)
-	case errors.Is(err, wire.ErrClosed) || t.closed.Load():
+	case t.closed.Load():
 		return fmt.Errorf("memcached: %s: %w", op, tier.ErrClosed)
+	case errors.Is(err, wire.ErrClosed):
+		// Not the node's failure: it has left the cluster.
+		t.stats.errors.Add(1)
+		return fmt.Errorf("memcached: %s %s: %w: the server left the cluster", op, n.key, ErrUnavailable)
 	}
 	return t.nodeFail(op, n, err)
 }
@@ -224,7 +228,7 @@ func (n *node) lowerItemLimit(limit int64) {
 // write. A server that does not answer (a proxy, which may hang up on
 // stats) is not asked again: its first refusal teaches the same.
 func (t *Tier) learnItemLimit(n *node) {
-	if n.limitAsked.Load() || !n.limitAsked.CompareAndSwap(false, true) {
+	if n.limitAsked.Load() || !n.isUp() || !n.limitAsked.CompareAndSwap(false, true) {
 		return
 	}
 	var max int64
