@@ -2,6 +2,7 @@ package memcached
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"runtime"
@@ -297,13 +298,15 @@ func (n *bulkNode) dispatch() {
 // settleOldest waits for the oldest batch in flight to be answered, and
 // reports its keys if its reader could not: it was never written, or its
 // connection was lost before its first reply. A batch lost on a
-// connection the server had closed while idle (memcached restarted) is
-// written once more, on another.
+// connection the server had closed while idle (memcached restarted), or
+// behind another request's failure while the node is still up, is
+// written once more: an add that had landed is then reported present.
 func (n *bulkNode) settleOldest() {
 	b := n.inflight[0]
 	n.inflight = n.inflight[1:]
 	err := b.call.Wait(context.Background()) // bounded by the timeout
-	if err != nil && !b.reported && mcwire.Stale(err) && n.run.ctx.Err() == nil {
+	lost := errors.Is(err, mcwire.ErrConnLost) && n.node.isUp()
+	if err != nil && !b.reported && (mcwire.Stale(err) || lost) && n.run.ctx.Err() == nil {
 		err = n.node.pool.Do(n.run.ctx, &b.req)
 	}
 	if err != nil && !b.reported {

@@ -25,8 +25,8 @@ type Request struct {
 	// know them), so that no other request is lost with the connection.
 	Exclusive bool
 	// Probe marks a request that asks about the node rather than uses it:
-	// it goes through while the Gate refuses, is never retried, and its
-	// outcome is not reported to the health hook.
+	// it goes through while the Gate refuses, and its outcome is not
+	// reported to the health hook.
 	Probe bool
 }
 
@@ -147,7 +147,7 @@ func (p *Pool) Do(ctx context.Context, req *Request) error {
 			c.conn.readOwn(c)
 		}
 		err := c.Wait(ctx)
-		if err == nil || req.Probe || !c.reused || !Stale(err) || attempt >= p.cfg.Conns || ctx.Err() != nil {
+		if err == nil || !c.reused || !Stale(err) || attempt >= p.cfg.Conns || ctx.Err() != nil {
 			return err
 		}
 		p.retries.Add(1)
