@@ -56,10 +56,10 @@ type Config struct {
 	// caller giving up, requests lost behind another's failure, and an
 	// idle connection the server had closed are not reported.
 	Report func(err error)
-	// Restarted, when set, is called when a request is sent again because
-	// the server had closed the connection it went on while it sat idle:
-	// the server restarted, perhaps as another version or with other
-	// settings.
+	// Restarted, when set, is called when a request sent again, because
+	// the server had closed the connection it went on while it sat idle,
+	// is answered on a fresh one: the server restarted, perhaps as another
+	// version or with other settings.
 	Restarted func()
 }
 
@@ -147,13 +147,16 @@ func (p *Pool) Do(ctx context.Context, req *Request) error {
 			c.conn.readOwn(c)
 		}
 		err := c.Wait(ctx)
+		if err == nil && attempt > 0 && p.cfg.Restarted != nil {
+			// A fresh connection answered where a pooled one had been
+			// closed: the server restarted. (A proxy that hangs up on a
+			// command hangs up on the fresh connection too.)
+			p.cfg.Restarted()
+		}
 		if err == nil || !c.reused || !Stale(err) || attempt >= p.cfg.Conns || ctx.Err() != nil {
 			return err
 		}
 		p.retries.Add(1)
-		if p.cfg.Restarted != nil {
-			p.cfg.Restarted()
-		}
 	}
 }
 
