@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -52,7 +53,6 @@ func parseMetaFlags(toks [][]byte, allowed string) (f metaFlags, msg string) {
 		switch flag {
 		case 'b':
 			f.base64 = true
-			f.ret = append(f.ret, flag)
 		case 'c', 'f', 'k', 's', 't':
 			f.ret = append(f.ret, flag)
 		case 'O':
@@ -109,10 +109,10 @@ func metaKey(tok []byte, b64 bool) (string, bool) {
 }
 
 // metaReturn writes the return flags asked for. it is nil on a miss, when
-// only O, k and b come back.
+// only O and k (and b) come back.
 func (c *conn) metaReturn(f *metaFlags, keyTok []byte, it *Item) {
 	for _, flag := range f.ret {
-		if it == nil && flag != 'O' && flag != 'k' && flag != 'b' {
+		if it == nil && flag != 'O' && flag != 'k' {
 			continue
 		}
 		c.w.WriteByte(' ')
@@ -131,6 +131,10 @@ func (c *conn) metaReturn(f *metaFlags, keyTok []byte, it *Item) {
 		case 't':
 			c.writeInt(ttlOf(time.Now(), it.Expires))
 		}
+	}
+	if f.base64 && f.seen['k'] {
+		// memcached marks a returned key as base64 after the other flags.
+		c.w.WriteString(" b")
 	}
 	c.w.WriteString("\r\n")
 }
@@ -228,6 +232,10 @@ func (c *conn) metaSet(ctx context.Context, toks [][]byte) {
 		}
 		return
 	}
+	// The tokens point into the read buffer, which reading the data block
+	// may overwrite: keep what the reply needs.
+	keyTok, opaque := bytes.Clone(toks[1]), bytes.Clone(f.opaque)
+	f.opaque = opaque
 	value, ok, err := c.readValue(int(size))
 	switch {
 	case err != nil:
@@ -250,7 +258,7 @@ func (c *conn) metaSet(ctx context.Context, toks [][]byte) {
 	if f.compare != 0 {
 		c.s.stats.countCAS(res)
 	}
-	c.metaStatus(&f, toks[1], res, &Item{CAS: cas})
+	c.metaStatus(&f, keyTok, res, &Item{CAS: cas})
 }
 
 // metaStatus writes HD, NS, EX or NF with the return flags; q hides HD.

@@ -133,7 +133,9 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 		return
 	}
 	quiet := len(toks) == want+1 && noreply(toks)
-	key := toks[1]
+	// The tokens point into the read buffer, which reading the data block
+	// may overwrite: keep the key.
+	key := string(toks[1])
 	flags, err1 := strconv.ParseUint(string(toks[2]), 10, 32)
 	exptime, err2 := strconv.ParseInt(string(toks[3]), 10, 64)
 	size, err3 := strconv.ParseInt(string(toks[4]), 10, 64)
@@ -142,7 +144,7 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 	if cmd == "cas" {
 		compare, err4 = strconv.ParseUint(string(toks[5]), 10, 64)
 	}
-	if !validKey(key) || err1 != nil || err2 != nil || err3 != nil || err4 != nil || size < 0 {
+	if !validKey(toks[1]) || err1 != nil || err2 != nil || err3 != nil || err4 != nil || size < 0 {
 		c.clientError(badFormat)
 		return
 	}
@@ -171,7 +173,7 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 		c.reply(quiet, "EXISTS\r\n")
 		return
 	}
-	res, _, err := c.s.store(ctx, mode, string(key), it, compare)
+	res, _, err := c.s.store(ctx, mode, key, it, compare)
 	if err != nil {
 		c.storeError(err, quiet)
 		return
