@@ -23,7 +23,13 @@ type conn struct {
 	long []byte   // a line longer than the read buffer, assembled
 	toks [][]byte // the current line's tokens
 	num  []byte   // scratch for numbers
-	quit bool
+	// keyDecoded is set when a meta reply returned a base64 key decoded,
+	// which then needs no b flag.
+	keyDecoded bool
+	quit       bool
+	// noreply silences every reply to the current command, errors
+	// included, as memcached's noreply does.
+	noreply bool
 }
 
 // readBufferSize is the buffer of each connection's reader and writer:
@@ -148,6 +154,7 @@ func (c *conn) tokenize(line []byte) [][]byte {
 // command answers one command line.
 func (c *conn) command(line []byte) {
 	toks := c.tokenize(line)
+	c.noreply = false
 	if len(toks) == 0 {
 		c.errorReply()
 		return
@@ -212,12 +219,22 @@ func (c *conn) errorReply() {
 
 func (c *conn) clientError(msg string) {
 	c.s.stats.protocolErrors.Add(1)
-	c.w.WriteString("CLIENT_ERROR " + msg + "\r\n")
+	c.reply("CLIENT_ERROR " + msg + "\r\n")
+}
+
+// reply writes s unless the command asked for no reply.
+func (c *conn) reply(s string) {
+	if !c.noreply {
+		c.w.WriteString(s)
+	}
 }
 
 // serverError answers a command whose backend failed.
 func (c *conn) serverError(err error) {
 	c.s.stats.backendErrors.Add(1)
+	if c.noreply {
+		return
+	}
 	c.w.WriteString("SERVER_ERROR ")
 	c.w.WriteString(oneLine(err.Error()))
 	c.w.WriteString("\r\n")

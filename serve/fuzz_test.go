@@ -87,7 +87,7 @@ func FuzzMetaFlags(f *testing.F) {
 		for _, tok := range strings.Fields(line) {
 			toks = append(toks, []byte(tok))
 		}
-		fl, msg := parseMetaFlags(toks, "bcCfFkOqstuvTNMDJ")
+		fl, msg := parseMetaFlags(toks)
 		if msg == "" && len(fl.opaque) > maxOpaque {
 			t.Fatalf("opaque of %d bytes accepted", len(fl.opaque))
 		}

@@ -36,13 +36,20 @@ type metaFlags struct {
 // maxOpaque is memcached's limit on an opaque token.
 const maxOpaque = 32
 
-// parseMetaFlags reads toks as flags, allowing only the letters of allowed.
-// msg is the CLIENT_ERROR text of the first problem, "" when none.
-func parseMetaFlags(toks [][]byte, allowed string) (f metaFlags, msg string) {
+// metaFlagLetters are the flags the server knows. As memcached does, every
+// meta command accepts all of them and ignores those that mean nothing to
+// it ("mg k F5" is a plain mg); a letter outside them is an invalid flag.
+// Flags memcached has and this server does not (E, h, I, l, R, S, x) are
+// refused rather than silently ignored.
+const metaFlagLetters = "bcCDfFJkMNOqstTuv"
+
+// parseMetaFlags reads toks as flags. msg is the CLIENT_ERROR text of the
+// first problem, "" when none.
+func parseMetaFlags(toks [][]byte) (f metaFlags, msg string) {
 	f.delta = 1
 	for _, t := range toks {
 		flag, arg := t[0], t[1:]
-		if flag >= 128 || !strings.ContainsRune(allowed, rune(flag)) {
+		if flag >= 128 || !strings.ContainsRune(metaFlagLetters, rune(flag)) {
 			return f, "invalid flag"
 		}
 		if f.seen[flag] {
@@ -67,12 +74,16 @@ func parseMetaFlags(toks [][]byte, allowed string) (f metaFlags, msg string) {
 			f.value = true
 		case 'u':
 			// No LRU bump: meaningless here, accepted.
-		case 'T':
-			f.hasTTL = true
-			f.ttl, err = strconv.ParseInt(string(arg), 10, 64)
-		case 'N':
-			f.hasViv = true
-			f.viv, err = strconv.ParseInt(string(arg), 10, 64)
+		case 'T', 'N':
+			var n int64
+			if n, err = strconv.ParseInt(string(arg), 10, 64); err != nil {
+				return f, "bad token in command line format"
+			}
+			if flag == 'T' {
+				f.hasTTL, f.ttl = true, n
+			} else {
+				f.hasViv, f.viv = true, n
+			}
 		case 'C':
 			f.compare, err = strconv.ParseUint(string(arg), 10, 64)
 		case 'F':
@@ -121,7 +132,7 @@ func (c *conn) metaReturn(f *metaFlags, keyTok []byte, it *Item) {
 		case 'O':
 			c.w.Write(f.opaque)
 		case 'k':
-			c.w.Write(keyTok)
+			c.w.Write(c.returnedKey(f, keyTok, it != nil))
 		case 'f':
 			c.writeUint(uint64(it.Flags))
 		case 's':
@@ -132,11 +143,37 @@ func (c *conn) metaReturn(f *metaFlags, keyTok []byte, it *Item) {
 			c.writeInt(ttlOf(time.Now(), it.Expires))
 		}
 	}
-	if f.base64 && f.seen['k'] {
+	if f.base64 && f.seen['k'] && !c.keyDecoded {
 		// memcached marks a returned key as base64 after the other flags.
 		c.w.WriteString(" b")
 	}
 	c.w.WriteString("\r\n")
+}
+
+// returnedKey is the key k returns. On a miss it is the token as sent; on a
+// hit, memcached returns the key itself, in base64 only when it is not
+// printable.
+func (c *conn) returnedKey(f *metaFlags, keyTok []byte, hit bool) []byte {
+	c.keyDecoded = false
+	if !f.base64 || !hit {
+		return keyTok
+	}
+	k, err := base64.StdEncoding.DecodeString(string(keyTok))
+	if err != nil || !printable(k) {
+		return keyTok
+	}
+	c.keyDecoded = true
+	return k
+}
+
+// printable reports whether a key can be written as it is.
+func printable(k []byte) bool {
+	for _, ch := range k {
+		if ch <= ' ' || ch >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // metaGet answers "mg <key> <flags>*".
@@ -145,7 +182,7 @@ func (c *conn) metaGet(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	f, msg := parseMetaFlags(toks[2:], "bcfkOqstuvT")
+	f, msg := parseMetaFlags(toks[2:])
 	if msg != "" {
 		c.clientError(msg)
 		return
@@ -206,7 +243,7 @@ func (c *conn) metaSet(ctx context.Context, toks [][]byte) {
 		c.clientError(badFormat)
 		return
 	}
-	f, msg := parseMetaFlags(toks[3:], "bcCFkOqTM")
+	f, msg := parseMetaFlags(toks[3:])
 	mode := modeSet
 	if msg == "" && f.mode != 0 {
 		var ok bool
@@ -252,7 +289,7 @@ func (c *conn) metaSet(ctx context.Context, toks [][]byte) {
 	c.s.stats.cmdSet.Add(1)
 	res, cas, err := c.s.store(ctx, mode, key, Item{Value: value, Flags: f.flags, Expires: expires}, f.compare)
 	if err != nil {
-		c.storeError(err, f.quiet)
+		c.storeError(err)
 		return
 	}
 	if f.compare != 0 {
@@ -279,7 +316,7 @@ func (c *conn) metaDelete(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	f, msg := parseMetaFlags(toks[2:], "bCkOq")
+	f, msg := parseMetaFlags(toks[2:])
 	if msg != "" {
 		c.clientError(msg)
 		return
@@ -291,7 +328,7 @@ func (c *conn) metaDelete(ctx context.Context, toks [][]byte) {
 	}
 	res, err := c.s.remove(ctx, key, f.compare)
 	if err != nil {
-		c.storeError(err, f.quiet)
+		c.storeError(err)
 		return
 	}
 	if res == resStored {
@@ -308,7 +345,7 @@ func (c *conn) metaArith(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	f, msg := parseMetaFlags(toks[2:], "bCNJDMqOtcvk")
+	f, msg := parseMetaFlags(toks[2:])
 	decr := false
 	switch f.mode {
 	case 0, 'I', 'i', '+':
@@ -335,7 +372,7 @@ func (c *conn) metaArith(ctx context.Context, toks [][]byte) {
 			c.clientError(errNonNumeric.Error())
 			return
 		}
-		c.storeError(err, f.quiet)
+		c.storeError(err)
 		return
 	}
 	c.s.stats.countArith(decr, res == resStored)

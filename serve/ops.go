@@ -241,7 +241,13 @@ func (s *Server) incr(ctx context.Context, key string, delta uint64, decr bool, 
 	default:
 		n -= delta
 	}
-	it := Item{Value: strconv.AppendUint(nil, n, 10), Flags: cur.Flags, Expires: cur.Expires}
+	v := strconv.AppendUint(nil, n, 10)
+	for len(v) < len(cur.Value) {
+		// memcached rewrites a counter that got shorter in place, padded
+		// with spaces; clients see the same bytes here.
+		v = append(v, ' ')
+	}
+	it := Item{Value: v, Flags: cur.Flags, Expires: cur.Expires}
 	it.CAS, err = b.Set(ctx, bk, it)
 	return arith{value: n, item: it, found: true}, resStored, err
 }

@@ -132,7 +132,7 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	quiet := len(toks) == want+1 && noreply(toks)
+	c.noreply = noreply(toks)
 	// The tokens point into the read buffer, which reading the data block
 	// may overwrite: keep the key.
 	key := string(toks[1])
@@ -150,7 +150,7 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 	}
 	if size > int64(c.s.cfg.maxValue) {
 		c.s.stats.tooLarge.Add(1)
-		c.w.WriteString("SERVER_ERROR object too large for cache\r\n")
+		c.reply("SERVER_ERROR object too large for cache\r\n")
 		if c.swallow(size) != nil {
 			c.quit = true
 		}
@@ -170,40 +170,32 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 	c.s.stats.cmdSet.Add(1)
 	if cmd == "cas" && compare == 0 {
 		// A zero token matches no item; memcached answers EXISTS.
-		c.reply(quiet, "EXISTS\r\n")
+		c.reply("EXISTS\r\n")
 		return
 	}
 	res, _, err := c.s.store(ctx, mode, key, it, compare)
 	if err != nil {
-		c.storeError(err, quiet)
+		c.storeError(err)
 		return
 	}
 	if cmd == "cas" {
 		c.s.stats.countCAS(res)
 	}
-	c.reply(quiet, [...]string{"STORED\r\n", "NOT_STORED\r\n", "EXISTS\r\n", "NOT_FOUND\r\n"}[res])
+	c.reply([...]string{"STORED\r\n", "NOT_STORED\r\n", "EXISTS\r\n", "NOT_FOUND\r\n"}[res])
 }
 
-// storeError answers a storage command whose backend refused or failed.
-// Errors are answered even under noreply, as memcached does.
-func (c *conn) storeError(err error, quiet bool) {
+// storeError answers a command whose backend refused or failed.
+func (c *conn) storeError(err error) {
 	switch {
 	case errors.Is(err, ErrFlags):
 		c.clientError("this key's route keeps values from its source only: flags must be 0")
 	case errors.Is(err, tier.ErrTooLarge):
 		c.s.stats.tooLarge.Add(1)
-		c.w.WriteString("SERVER_ERROR object too large for cache\r\n")
+		c.reply("SERVER_ERROR object too large for cache\r\n")
 	case errors.Is(err, errNonNumeric):
 		c.clientError(errNonNumeric.Error())
 	default:
 		c.serverError(err)
-	}
-}
-
-// reply writes s unless the client asked for no reply.
-func (c *conn) reply(quiet bool, s string) {
-	if !quiet {
-		c.w.WriteString(s)
 	}
 }
 
@@ -213,9 +205,9 @@ func (c *conn) delete(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	quiet := noreply(toks)
+	c.noreply = noreply(toks)
 	rest := toks[2:]
-	if quiet {
+	if c.noreply {
 		rest = rest[:len(rest)-1]
 	}
 	if len(rest) > 1 || len(rest) == 1 && string(rest[0]) != "0" {
@@ -228,16 +220,16 @@ func (c *conn) delete(ctx context.Context, toks [][]byte) {
 	}
 	res, err := c.s.remove(ctx, string(toks[1]), 0)
 	if err != nil {
-		c.storeError(err, quiet)
+		c.storeError(err)
 		return
 	}
 	if res == resStored {
 		c.s.stats.deleteHits.Add(1)
-		c.reply(quiet, "DELETED\r\n")
+		c.reply("DELETED\r\n")
 		return
 	}
 	c.s.stats.deleteMisses.Add(1)
-	c.reply(quiet, "NOT_FOUND\r\n")
+	c.reply("NOT_FOUND\r\n")
 }
 
 // touchCmd answers "touch <key> <exptime> [noreply]".
@@ -246,7 +238,7 @@ func (c *conn) touchCmd(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	quiet := len(toks) == 4 && noreply(toks)
+	c.noreply = noreply(toks)
 	exptime, err := strconv.ParseInt(string(toks[2]), 10, 64)
 	if err != nil {
 		c.clientError("invalid exptime argument")
@@ -258,17 +250,17 @@ func (c *conn) touchCmd(ctx context.Context, toks [][]byte) {
 	}
 	_, found, err := c.s.touch(ctx, string(toks[1]), expiryOf(time.Now(), exptime))
 	if err != nil {
-		c.storeError(err, quiet)
+		c.storeError(err)
 		return
 	}
 	c.s.stats.cmdTouch.Add(1)
 	if found {
 		c.s.stats.touchHits.Add(1)
-		c.reply(quiet, "TOUCHED\r\n")
+		c.reply("TOUCHED\r\n")
 		return
 	}
 	c.s.stats.touchMisses.Add(1)
-	c.reply(quiet, "NOT_FOUND\r\n")
+	c.reply("NOT_FOUND\r\n")
 }
 
 // arith answers "incr|decr <key> <delta> [noreply]".
@@ -277,7 +269,7 @@ func (c *conn) arith(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	quiet := len(toks) == 4 && noreply(toks)
+	c.noreply = noreply(toks)
 	if !validKey(toks[1]) {
 		c.clientError(badFormat)
 		return
@@ -290,15 +282,15 @@ func (c *conn) arith(ctx context.Context, toks [][]byte) {
 	decr := string(toks[0]) == "decr"
 	a, res, err := c.s.incr(ctx, string(toks[1]), delta, decr, vivify{}, 0)
 	if err != nil {
-		c.storeError(err, quiet)
+		c.storeError(err)
 		return
 	}
 	c.s.stats.countArith(decr, res == resStored)
 	if res == resNotFound {
-		c.reply(quiet, "NOT_FOUND\r\n")
+		c.reply("NOT_FOUND\r\n")
 		return
 	}
-	if !quiet {
+	if !c.noreply {
 		c.writeUint(a.value)
 		c.w.WriteString("\r\n")
 	}
@@ -311,7 +303,8 @@ func (c *conn) verbosity(toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	c.reply(noreply(toks), "OK\r\n")
+	c.noreply = noreply(toks)
+	c.reply("OK\r\n")
 }
 
 // flushAll refuses flush_all: the memcached pool behind the server is
