@@ -25,6 +25,9 @@ const servedTimeout = 20 * time.Second
 
 // startServed runs tiercache serve's stack over a private memcached and
 // a kv table, and returns its address; it shuts down when the test ends.
+// The memcached timeout is generous (the default is 200ms) so that a busy
+// machine running the PHP and Python clients beside the race detector
+// does not turn a slow round trip into a failed set.
 func startServed(t *testing.T, extra string) (addr string, db *testenv.Database, mc *testenv.MemcachedServer) {
 	t.Helper()
 	mc = testenv.Memcached(t)
@@ -33,6 +36,7 @@ func startServed(t *testing.T, extra string) (addr string, db *testenv.Database,
   servers: ["%s:1"]
   hash: fnv1a_64
   distribution: ketama
+  timeout: 5s
 durable:
   path: %s
   gc_interval: 0

@@ -36,7 +36,7 @@ type Serve struct {
 	OnSourceError string `yaml:"on_source_error"`
 	// MaxConnections is how many clients are served at once (default 4096).
 	MaxConnections int `yaml:"max_connections"`
-	// MaxLine bounds a command line (default 64KiB).
+	// MaxLine bounds a command line (default 1MiB).
 	MaxLine Size `yaml:"max_line"`
 	// MaxValue bounds a stored value (default 1MiB, memcached's).
 	MaxValue Size `yaml:"max_value"`

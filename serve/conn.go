@@ -102,6 +102,9 @@ func (c *conn) run() {
 			return
 		}
 		c.command(line)
+		if cap(c.long) > readBufferSize {
+			c.long = nil // a long line was a one-off; keep idle connections small
+		}
 		if c.r.Buffered() == 0 {
 			if err := c.w.Flush(); err != nil {
 				return

@@ -12,9 +12,12 @@ const (
 	// one more is told so and closed. PHP-FPM keeps a connection per
 	// worker, so thousands are usual.
 	DefaultMaxConns = 4096
-	// DefaultMaxLine bounds a command line: about 250 keys of 250 bytes
-	// in one get. A longer line is refused and its connection closed.
-	DefaultMaxLine = 64 << 10
+	// DefaultMaxLine bounds a command line: about 4,000 keys of 250
+	// bytes, or 20,000 of 50, in one get (memcslap's mget sends every key
+	// of its run in one line). A longer line is refused and its
+	// connection closed. Only a connection that sends a long line holds a
+	// buffer that long, and only while it answers it.
+	DefaultMaxLine = 1 << 20
 	// DefaultMaxValue is memcached's default item size limit (-I 1m).
 	DefaultMaxValue = 1 << 20
 	// DefaultRequestTimeout bounds the work of one command behind the

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -102,14 +104,23 @@ func (p *Plain) Get(ctx context.Context, keys []string) (map[string]Item, error)
 	return out, nil
 }
 
-// lookup reads keys from one tier, in one round trip when it can.
+// plainBatch is the most keys asked of a tier in one multi-get: a get of
+// thousands of keys (memcslap's mget) is read in pieces, each small enough
+// to arrive within the tier's timeout.
+const plainBatch = 100
+
+// lookup reads keys from one tier, a batch per round trip when it can.
 func (p *Plain) lookup(ctx context.Context, t tier.Tier, keys []string) map[string]tier.Entry {
 	if mg, ok := t.(tier.MultiGetter); ok {
-		m, err := mg.GetMulti(ctx, keys)
-		if err != nil {
-			p.ctr.readErrors.Add(1)
+		out := make(map[string]tier.Entry, len(keys))
+		for batch := range slices.Chunk(keys, plainBatch) {
+			m, err := mg.GetMulti(ctx, batch)
+			if err != nil {
+				p.ctr.readErrors.Add(1)
+			}
+			maps.Copy(out, m)
 		}
-		return m
+		return out
 	}
 	m := make(map[string]tier.Entry, len(keys))
 	for _, k := range keys {
