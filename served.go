@@ -81,8 +81,8 @@ func (s *Served) build(f *config.File, sep string) error {
 		return err
 	}
 	var rtOpts []serve.ReadThroughOption
-	if f.Serve.OnSourceError == "miss" {
-		rtOpts = append(rtOpts, serve.WithMissOnSourceError())
+	if f.Serve.OnSourceError == "error" {
+		rtOpts = append(rtOpts, serve.WithSourceErrorReplies())
 	}
 	route, err := serve.NewReadThrough(s.Chain.Cache, rtOpts...)
 	if err != nil {

@@ -201,13 +201,13 @@ func TestServedColdKeyOneSelect(t *testing.T) {
 }
 
 // TestServedSourceDown: a route key the source cannot be asked for is a
-// SERVER_ERROR by default, a miss with on_source_error: miss; plain keys
+// miss by default, a SERVER_ERROR with on_source_error: error; plain keys
 // do not care.
 func TestServedSourceDown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ extra, want string }{
-		{"", "SERVER_ERROR "},
-		{"  on_source_error: miss\n", "END\r\n"},
+		{"", "END\r\n"},
+		{"  on_source_error: error\n", "SERVER_ERROR "},
 	} {
 		addr, db, _ := startServed(t, tc.extra)
 		if _, err := db.DB.Exec("DROP TABLE kv"); err != nil {

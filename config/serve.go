@@ -31,8 +31,9 @@ type Serve struct {
 	// Separator ends the route's name in a key (default ":").
 	Separator string `yaml:"separator"`
 	// OnSourceError is what a get of a key the source cannot be asked for
-	// answers when no stale copy may be served (stale_if_error): "error"
-	// (the default), a SERVER_ERROR reply, or "miss".
+	// answers when no stale copy may be served (stale_if_error): "miss"
+	// (the default) or "error", a SERVER_ERROR reply to the whole command
+	// (see docs/serve.md for what clients make of each).
 	OnSourceError string `yaml:"on_source_error"`
 	// MaxConnections is how many clients are served at once (default 4096).
 	MaxConnections int `yaml:"max_connections"`

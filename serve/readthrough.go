@@ -15,7 +15,8 @@ import (
 //
 //   - Get is the chain's GetMulti: one trip per key however many clients
 //     ask at once, one SQL statement per batch of keys that reached the
-//     source. A key the source does not have is a miss.
+//     source. A key the source does not have is a miss, and so is one it
+//     could not be asked for, unless WithSourceErrorReplies.
 //   - Set writes every tier (after the application has updated the
 //     source). Exptimes are ignored: the route's tiers keep their own
 //     TTLs. Non-zero client flags are refused with ErrFlags, since the
@@ -28,9 +29,9 @@ import (
 //
 // ReadThrough is safe for concurrent use. It never closes the cache.
 type ReadThrough struct {
-	cache       *tier.Cache
-	missOnError bool
-	sourceErrs  atomic.Int64
+	cache        *tier.Cache
+	errorReplies bool
+	sourceErrs   atomic.Int64
 }
 
 var (
@@ -42,11 +43,13 @@ var (
 // ReadThroughOption configures a ReadThrough.
 type ReadThroughOption func(*ReadThrough) error
 
-// WithMissOnSourceError makes a key the chain could not load (the source
-// is down and no stale copy is allowed) a miss instead of a SERVER_ERROR
-// reply to the whole command.
-func WithMissOnSourceError() ReadThroughOption {
-	return func(r *ReadThrough) error { r.missOnError = true; return nil }
+// WithSourceErrorReplies makes a key the chain could not load (the source
+// is down and no stale copy is allowed) an error, which the server answers
+// with SERVER_ERROR for the whole command, instead of a miss. It is not the
+// default because clients take it badly: php-memcache marks the server
+// failed for its retry interval, php-memcached reports a miss anyway.
+func WithSourceErrorReplies() ReadThroughOption {
+	return func(r *ReadThrough) error { r.errorReplies = true; return nil }
 }
 
 // NewReadThrough returns the Backend of a route over cache.
@@ -72,7 +75,7 @@ func (r *ReadThrough) Get(ctx context.Context, keys []string) (map[string]Item, 
 	}
 	if err != nil {
 		r.sourceErrs.Add(1)
-		if r.missOnError {
+		if !r.errorReplies {
 			return out, nil
 		}
 		return out, fmt.Errorf("serve: read through: %w", err)
