@@ -62,7 +62,7 @@ func waitGoroutines(t *testing.T, n int) {
 }
 
 // newMemRouter is a Router whose plain cache is one in-process tier.
-func newMemRouter(t *testing.T, opts ...RouterOption) (*Router, *memTier) {
+func newMemRouter(t testing.TB, opts ...RouterOption) (*Router, *memTier) {
 	t.Helper()
 	mem := newMemTier()
 	plain, err := NewPlain(mem)

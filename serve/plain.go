@@ -111,7 +111,7 @@ const plainBatch = 100
 
 // lookup reads keys from one tier, a batch per round trip when it can.
 func (p *Plain) lookup(ctx context.Context, t tier.Tier, keys []string) map[string]tier.Entry {
-	if mg, ok := t.(tier.MultiGetter); ok {
+	if mg, ok := t.(tier.MultiGetter); ok && len(keys) > 1 {
 		out := make(map[string]tier.Entry, len(keys))
 		for batch := range slices.Chunk(keys, plainBatch) {
 			m, err := mg.GetMulti(ctx, batch)
