@@ -37,6 +37,7 @@ func startServed(t *testing.T, extra string) (addr string, db *testenv.Database,
   hash: fnv1a_64
   distribution: ketama
   timeout: 5s
+  restart_detection: 100ms
 durable:
   path: %s
   gc_interval: 0
@@ -219,5 +220,37 @@ func TestServedSourceDown(t *testing.T) {
 		if got := exchange(t, addr, "set p 0 0 1\r\nx\r\nget p\r\n"); got != "STORED\r\nVALUE p 0 1\r\nx\r\nEND\r\n" {
 			t.Errorf("plain key with the source failing: %q", got)
 		}
+	}
+}
+
+// TestServedWarmupAfterRestart: memcached restarts behind the server; the
+// route's keys are answered from the durable tier without a SELECT, and
+// the warmup puts them back into memcached under the route's prefix.
+func TestServedWarmupAfterRestart(t *testing.T) {
+	t.Parallel()
+	addr, db, mc := startServed(t, "warmup:\n  auto: true\n")
+	if got := exchange(t, addr, "get article:1 article:2\r\n"); got != "VALUE article:1 0 3\r\none\r\nVALUE article:2 0 3\r\ntwo\r\nEND\r\n" {
+		t.Fatalf("first get: %q", got)
+	}
+	mc.Restart()
+	direct := memcache.New(mc.Addr)
+	deadline := time.Now().Add(servedTimeout)
+	for {
+		_, err1 := direct.Get("article:1")
+		_, err2 := direct.Get("article:2")
+		if err1 == nil && err2 == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memcached not warmed up after its restart: %v, %v", err1, err2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := db.Selects(t)
+	if got := exchange(t, addr, "get article:1 article:2\r\n"); got != "VALUE article:1 0 3\r\none\r\nVALUE article:2 0 3\r\ntwo\r\nEND\r\n" {
+		t.Fatalf("get after the restart: %q", got)
+	}
+	if n := db.Selects(t) - before; n != 0 {
+		t.Fatalf("%d SELECTs after the restart, want 0", n)
 	}
 }
