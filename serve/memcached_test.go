@@ -104,6 +104,20 @@ func TestPlainRoundTrip(t *testing.T) {
 			t.Errorf("flags %#x: got %q, want %q", flags, got, want)
 		}
 	}
+	// A get of more keys than one multi-get carries: read in pieces, in
+	// order, all there.
+	var sets, get, want strings.Builder
+	get.WriteString("get")
+	for i := range 250 {
+		fmt.Fprintf(&sets, "set many:%d %d 0 1\r\n%d\r\n", i, i, i%10)
+		fmt.Fprintf(&get, " many:%d", i)
+		fmt.Fprintf(&want, "VALUE many:%d %d 1\r\n%d\r\n", i, i, i%10)
+	}
+	c.roundTrip(sets.String())
+	want.WriteString("END\r\n")
+	if got := c.roundTrip(get.String() + "\r\n"); got != want.String() {
+		t.Errorf("get of 250 keys: %d bytes, want %d", len(got), want.Len())
+	}
 	big := strings.Repeat("v", 500<<10)
 	if got := c.roundTrip("set big 0 0 " + fmt.Sprint(len(big)) + "\r\n" + big + "\r\nget big\r\n"); got != "STORED\r\nVALUE big 0 "+fmt.Sprint(len(big))+"\r\n"+big+"\r\nEND\r\n" {
 		t.Errorf("500 KiB value: %d bytes back", len(got))

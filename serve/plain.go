@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tiercache/tiercache/tier"
 )
@@ -104,22 +107,45 @@ func (p *Plain) Get(ctx context.Context, keys []string) (map[string]Item, error)
 	return out, nil
 }
 
-// plainBatch is the most keys asked of a tier in one multi-get: a get of
-// thousands of keys (memcslap's mget) is read in pieces, each small enough
-// to arrive within the tier's timeout.
-const plainBatch = 100
+// plainBatch is the most keys asked of a tier in one multi-get, and
+// plainBatches how many such multi-gets one command has in flight: a get
+// of thousands of keys (memcslap's mget) is read in pieces, each small
+// enough to arrive within the tier's timeout, a few at a time.
+const (
+	plainBatch   = 100
+	plainBatches = 4
+)
 
 // lookup reads keys from one tier, a batch per round trip when it can.
 func (p *Plain) lookup(ctx context.Context, t tier.Tier, keys []string) map[string]tier.Entry {
 	if mg, ok := t.(tier.MultiGetter); ok && len(keys) > 1 {
 		out := make(map[string]tier.Entry, len(keys))
-		for batch := range slices.Chunk(keys, plainBatch) {
-			m, err := mg.GetMulti(ctx, batch)
+		if len(keys) <= plainBatch {
+			m, err := mg.GetMulti(ctx, keys)
 			if err != nil {
 				p.ctr.readErrors.Add(1)
 			}
 			maps.Copy(out, m)
+			return out
 		}
+		var (
+			mu sync.Mutex
+			g  errgroup.Group
+		)
+		g.SetLimit(plainBatches)
+		for batch := range slices.Chunk(keys, plainBatch) {
+			g.Go(func() error {
+				m, err := mg.GetMulti(ctx, batch)
+				if err != nil {
+					p.ctr.readErrors.Add(1)
+				}
+				mu.Lock()
+				maps.Copy(out, m)
+				mu.Unlock()
+				return nil
+			})
+		}
+		g.Wait()
 		return out
 	}
 	m := make(map[string]tier.Entry, len(keys))

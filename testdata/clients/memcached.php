@@ -11,6 +11,11 @@ function check($ok, $what) {
 
 $m = new Memcached();
 $m->addServer($argv[1], (int)$argv[2]);
+// Generous timeouts (milliseconds): the tests share a busy machine.
+$m->setOption(Memcached::OPT_CONNECT_TIMEOUT, 20000);
+$m->setOption(Memcached::OPT_POLL_TIMEOUT, 20000);
+$m->setOption(Memcached::OPT_RECV_TIMEOUT, 20000000);
+$m->setOption(Memcached::OPT_SEND_TIMEOUT, 20000000);
 
 // The by-hand fallback code, reduced to the client's own calls.
 check($m->get('article:1') === 'one', 'get of a route key');
