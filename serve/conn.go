@@ -258,18 +258,21 @@ func oneLine(s string) string {
 	return string(b)
 }
 
-// readValue reads a storage command's data block of n bytes and its
-// "\r\n". ok is false when the block did not end in "\r\n": memcached's
-// bad data chunk, whose n+2 bytes are consumed all the same.
-func (c *conn) readValue(n int) (v []byte, ok bool, err error) {
+// readData reads a storage command's data block of n bytes and its
+// "\r\n". ok is false when the command is over: the connection failed
+// (and will close), or the block did not end in "\r\n", which gets
+// memcached's bad data chunk, its n+2 bytes consumed all the same.
+func (c *conn) readData(n int) (v []byte, ok bool) {
 	buf := make([]byte, n+2)
 	if _, err := io.ReadFull(c.r, buf); err != nil {
-		return nil, false, err
+		c.quit = true
+		return nil, false
 	}
 	if buf[n] != '\r' || buf[n+1] != '\n' {
-		return nil, false, nil
+		c.clientError("bad data chunk")
+		return nil, false
 	}
-	return buf[:n:n], true, nil
+	return buf[:n:n], true
 }
 
 // swallow discards a refused command's data block.

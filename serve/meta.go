@@ -176,20 +176,29 @@ func printable(k []byte) bool {
 	return true
 }
 
-// metaGet answers "mg <key> <flags>*".
-func (c *conn) metaGet(ctx context.Context, toks [][]byte) {
+// metaHeader reads "<cmd> <key> <flags>*" for mg, md and ma, and answers
+// the line's mistakes itself: ok is false then.
+func (c *conn) metaHeader(toks [][]byte) (f metaFlags, key string, ok bool) {
 	if len(toks) < 2 {
 		c.errorReply()
-		return
+		return f, "", false
 	}
 	f, msg := parseMetaFlags(toks[2:])
 	if msg != "" {
 		c.clientError(msg)
-		return
+		return f, "", false
 	}
-	key, ok := metaKey(toks[1], f.base64)
+	key, ok = metaKey(toks[1], f.base64)
 	if !ok {
 		c.clientError(badFormat)
+	}
+	return f, key, ok
+}
+
+// metaGet answers "mg <key> <flags>*".
+func (c *conn) metaGet(ctx context.Context, toks [][]byte) {
+	f, key, ok := c.metaHeader(toks)
+	if !ok {
 		return
 	}
 	var (
@@ -273,13 +282,8 @@ func (c *conn) metaSet(ctx context.Context, toks [][]byte) {
 	// may overwrite: keep what the reply needs.
 	keyTok, opaque := bytes.Clone(toks[1]), bytes.Clone(f.opaque)
 	f.opaque = opaque
-	value, ok, err := c.readValue(int(size))
-	switch {
-	case err != nil:
-		c.quit = true
-		return
-	case !ok:
-		c.clientError("bad data chunk")
+	value, ok := c.readData(int(size))
+	if !ok {
 		return
 	}
 	var expires time.Time
@@ -312,18 +316,8 @@ func (c *conn) metaStatus(f *metaFlags, keyTok []byte, res storeResult, it *Item
 
 // metaDelete answers "md <key> <flags>*".
 func (c *conn) metaDelete(ctx context.Context, toks [][]byte) {
-	if len(toks) < 2 {
-		c.errorReply()
-		return
-	}
-	f, msg := parseMetaFlags(toks[2:])
-	if msg != "" {
-		c.clientError(msg)
-		return
-	}
-	key, ok := metaKey(toks[1], f.base64)
+	f, key, ok := c.metaHeader(toks)
 	if !ok {
-		c.clientError(badFormat)
 		return
 	}
 	res, err := c.s.remove(ctx, key, f.compare)
@@ -341,28 +335,17 @@ func (c *conn) metaDelete(ctx context.Context, toks [][]byte) {
 
 // metaArith answers "ma <key> <flags>*".
 func (c *conn) metaArith(ctx context.Context, toks [][]byte) {
-	if len(toks) < 2 {
-		c.errorReply()
+	f, key, ok := c.metaHeader(toks)
+	if !ok {
 		return
 	}
-	f, msg := parseMetaFlags(toks[2:])
 	decr := false
 	switch f.mode {
 	case 0, 'I', 'i', '+':
 	case 'D', 'd', '-':
 		decr = true
 	default:
-		if msg == "" {
-			msg = "invalid mode for ma M token"
-		}
-	}
-	if msg != "" {
-		c.clientError(msg)
-		return
-	}
-	key, ok := metaKey(toks[1], f.base64)
-	if !ok {
-		c.clientError(badFormat)
+		c.clientError("invalid mode for ma M token")
 		return
 	}
 	viv := vivify{on: f.hasViv, initial: f.initial, expires: expiryOf(time.Now(), f.viv)}

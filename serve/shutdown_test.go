@@ -31,8 +31,9 @@ func (g *gatedBackend) Get(ctx context.Context, keys []string) (map[string]Item,
 	return g.Plain.Get(ctx, keys)
 }
 
-func TestShutdownFinishesCommandsInFlight(t *testing.T) {
-	t.Parallel()
+// newGatedRouter is a Router whose plain cache is a gatedBackend.
+func newGatedRouter(t *testing.T) (*gatedBackend, *Router) {
+	t.Helper()
 	plain, err := NewPlain(newMemTier())
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,12 @@ func TestShutdownFinishesCommandsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, router
+}
+
+func TestShutdownFinishesCommandsInFlight(t *testing.T) {
+	t.Parallel()
+	g, router := newGatedRouter(t)
 	srv, err := New(router)
 	if err != nil {
 		t.Fatal(err)
@@ -100,15 +107,7 @@ func TestShutdownFinishesCommandsInFlight(t *testing.T) {
 
 func TestShutdownDeadlineClosesTheRest(t *testing.T) {
 	t.Parallel()
-	plain, err := NewPlain(newMemTier())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatedBackend{Plain: plain, entered: make(chan struct{}), release: make(chan struct{})}
-	router, err := NewRouter(g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, router := newGatedRouter(t)
 	srv, addr := startServer(t, router)
 	c := dial(t, addr)
 	c.send("get slow\r\n")

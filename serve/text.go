@@ -156,13 +156,8 @@ func (c *conn) storage(ctx context.Context, toks [][]byte) {
 		}
 		return
 	}
-	value, ok, err := c.readValue(int(size))
-	switch {
-	case err != nil:
-		c.quit = true
-		return
-	case !ok:
-		c.clientError("bad data chunk")
+	value, ok := c.readData(int(size))
+	if !ok {
 		return
 	}
 	mode := storeModes[cmd]
