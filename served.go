@@ -114,6 +114,9 @@ func (s *Served) build(f *config.File, sep string) error {
 		return f.Wrap([]string{"serve"}, err)
 	}
 	s.Server = srv
+	if err := s.Chain.Registry.Register(newServeCollector(srv)); err != nil {
+		return fmt.Errorf("tiercache: serve metrics: %w", err)
+	}
 	return nil
 }
 

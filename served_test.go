@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,12 @@ const servedTimeout = 20 * time.Second
 // machine running the PHP and Python clients beside the race detector
 // does not turn a slow round trip into a failed set.
 func startServed(t *testing.T, extra string) (addr string, db *testenv.Database, mc *testenv.MemcachedServer) {
+	addr, db, mc, _ = startServedChain(t, extra)
+	return addr, db, mc
+}
+
+// startServedChain is startServed that also returns the Served.
+func startServedChain(t *testing.T, extra string) (addr string, db *testenv.Database, mc *testenv.MemcachedServer, served *tiercache.Served) {
 	t.Helper()
 	mc = testenv.Memcached(t)
 	db = kvDatabase(t, "('1', 'one'), ('2', 'two'), ('3', 'three')")
@@ -56,6 +63,7 @@ serve:
 	if err != nil {
 		t.Fatal(err)
 	}
+	served = s
 	ln, err := s.Listen()
 	if err != nil {
 		s.Close()
@@ -73,7 +81,7 @@ serve:
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return ln.Addr().String(), db, mc
+	return ln.Addr().String(), db, mc, served
 }
 
 // exchange sends req on a fresh connection, then "mn", and returns the
@@ -105,7 +113,7 @@ func exchange(t *testing.T, addr, req string) string {
 
 func TestServedReadThrough(t *testing.T) {
 	t.Parallel()
-	addr, db, mc := startServed(t, "")
+	addr, db, mc, served := startServedChain(t, "")
 	before := db.Selects(t)
 	if got, want := exchange(t, addr, "get article:1 article:2 article:404 1\r\n"),
 		"VALUE article:1 0 3\r\none\r\nVALUE article:2 0 3\r\ntwo\r\nEND\r\n"; got != want {
@@ -158,6 +166,12 @@ func TestServedReadThrough(t *testing.T) {
 		if !strings.Contains(stats, want) {
 			t.Errorf("stats lack %q:\n%s", want, stats)
 		}
+	}
+	// The server's counters are in the chain's Prometheus registry too.
+	rec := httptest.NewRecorder()
+	served.Chain.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if body := rec.Body.String(); !strings.Contains(body, "tiercache_serve_cmd_get_total ") || !strings.Contains(body, "tiercache_serve_curr_connections ") {
+		t.Errorf("/metrics lacks the server's counters:\n%.2000s", body)
 	}
 }
 

@@ -52,13 +52,45 @@ type Stat struct {
 	Value string
 }
 
+// Counters returns the server's own counters by their names in the stats
+// reply (curr_connections, cmd_get, protocol_errors, ...), without the
+// routes' and WithStats's: for exporting them elsewhere.
+func (s *Server) Counters() map[string]int64 {
+	m := map[string]int64{}
+	for _, c := range s.stats.named() {
+		m[c.name] = c.v.Load()
+	}
+	return m
+}
+
+// namedCounter is one of the server's counters and its name.
+type namedCounter struct {
+	name string
+	v    *atomic.Int64
+}
+
+// named lists the counters in the order the stats reply gives them.
+func (st *serverStats) named() []namedCounter {
+	return []namedCounter{
+		{"curr_connections", &st.currConns}, {"total_connections", &st.totalConns},
+		{"rejected_connections", &st.rejectedConns}, {"accept_errors", &st.acceptErrors},
+		{"cmd_get", &st.cmdGet}, {"cmd_set", &st.cmdSet}, {"cmd_touch", &st.cmdTouch},
+		{"get_hits", &st.getHits}, {"get_misses", &st.getMisses},
+		{"delete_misses", &st.deleteMisses}, {"delete_hits", &st.deleteHits},
+		{"incr_misses", &st.incrMisses}, {"incr_hits", &st.incrHits},
+		{"decr_misses", &st.decrMisses}, {"decr_hits", &st.decrHits},
+		{"cas_misses", &st.casMisses}, {"cas_hits", &st.casHits}, {"cas_badval", &st.casBadval},
+		{"touch_hits", &st.touchHits}, {"touch_misses", &st.touchMisses},
+		{"protocol_errors", &st.protocolErrors}, {"backend_errors", &st.backendErrors},
+		{"too_large", &st.tooLarge}, {"binary_refused", &st.binaryRefused}, {"panics", &st.panics},
+	}
+}
+
 // Stats returns the lines of the stats command: memcached's own names
 // first, then each route's counters ("plain:hits", "article:memcached_hits"),
 // then those of WithStats.
 func (s *Server) Stats() []Stat {
-	st := &s.stats
 	now := time.Now()
-	n := func(v *atomic.Int64) string { return strconv.FormatInt(v.Load(), 10) }
 	out := []Stat{
 		{"pid", strconv.Itoa(os.Getpid())},
 		{"uptime", strconv.FormatInt(int64(now.Sub(s.start)/time.Second), 10)},
@@ -67,31 +99,9 @@ func (s *Server) Stats() []Stat {
 		{"pointer_size", strconv.Itoa(32 << (^uint(0) >> 63))},
 		{"threads", strconv.Itoa(runtime.GOMAXPROCS(0))},
 		{"max_connections", strconv.Itoa(s.cfg.maxConns)},
-		{"curr_connections", n(&st.currConns)},
-		{"total_connections", n(&st.totalConns)},
-		{"rejected_connections", n(&st.rejectedConns)},
-		{"accept_errors", n(&st.acceptErrors)},
-		{"cmd_get", n(&st.cmdGet)},
-		{"cmd_set", n(&st.cmdSet)},
-		{"cmd_touch", n(&st.cmdTouch)},
-		{"get_hits", n(&st.getHits)},
-		{"get_misses", n(&st.getMisses)},
-		{"delete_misses", n(&st.deleteMisses)},
-		{"delete_hits", n(&st.deleteHits)},
-		{"incr_misses", n(&st.incrMisses)},
-		{"incr_hits", n(&st.incrHits)},
-		{"decr_misses", n(&st.decrMisses)},
-		{"decr_hits", n(&st.decrHits)},
-		{"cas_misses", n(&st.casMisses)},
-		{"cas_hits", n(&st.casHits)},
-		{"cas_badval", n(&st.casBadval)},
-		{"touch_hits", n(&st.touchHits)},
-		{"touch_misses", n(&st.touchMisses)},
-		{"protocol_errors", n(&st.protocolErrors)},
-		{"backend_errors", n(&st.backendErrors)},
-		{"too_large", n(&st.tooLarge)},
-		{"binary_refused", n(&st.binaryRefused)},
-		{"panics", n(&st.panics)},
+	}
+	for _, c := range s.stats.named() {
+		out = append(out, Stat{c.name, strconv.FormatInt(c.v.Load(), 10)})
 	}
 	names, backends := s.router.backends()
 	for i, b := range backends {
