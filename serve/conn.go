@@ -79,7 +79,9 @@ func (c *conn) beforeRead() {
 	if d := c.s.cfg.idleTimeout; d > 0 {
 		deadline = time.Now().Add(d)
 	}
-	c.nc.SetReadDeadline(deadline)
+	// The write deadline too: a client that stops reading its replies is
+	// as idle as one that stops sending.
+	c.nc.SetDeadline(deadline)
 	if c.s.draining.Load() {
 		c.nc.SetReadDeadline(time.Now())
 	}

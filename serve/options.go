@@ -92,8 +92,8 @@ func WithMaxValue(n int) Option {
 	}
 }
 
-// WithIdleTimeout closes a connection that sends nothing for d (default
-// 0: never, as memcached).
+// WithIdleTimeout closes a connection that sends nothing for d, or does
+// not read its replies for d (default 0: never, as memcached).
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
