@@ -4,7 +4,9 @@
 # keys), interleaved round by round (direct, nutcracker, serve, direct, …).
 # Prints each run's measured seconds (memcslap's "Time to ..." lines, key
 # generation and thread start left out), the median of each, the ratios to
-# direct, and the 1-minute load average before and after.
+# direct, then get and getMulti(100) p50/p99 from php-memcached and
+# php-memcache against the three (bench-serve.php, interleaved the same
+# way), and the 1-minute load average before and after.
 #
 # Needs memcached, nutcracker, memcslap (scripts/install-clients.sh) and go.
 # Ports: BENCH_PORT (default 24411) and the two after it, on 127.0.0.1.
@@ -57,7 +59,7 @@ source:
   query: SELECT k, v FROM kv WHERE k IN (?)
 serve:
   listen: 127.0.0.1:$serve_port
-  route: bench
+  route: article
 YML
 go build -o "$tmp/tiercache" ./cmd/tiercache
 "$tmp/tiercache" serve -c "$tmp/tiercache.yml" >/dev/null &
@@ -90,4 +92,9 @@ n=$(echo "${runs[nutcracker]}" | median)
 s=$(echo "${runs[serve]}" | median)
 echo "median: direct ${d}s nutcracker ${n}s serve ${s}s"
 awk -v d="$d" -v n="$n" -v s="$s" 'BEGIN { printf "ratio to direct: nutcracker %.2fx serve %.2fx\n", n / d, s / d }'
+# Plain keys: the route is "article", the keys "bench:php:...".
+for ext in memcached memcache; do
+	php scripts/bench-serve.php "$ext" "$rounds" 2000 \
+		direct=127.0.0.1:$mc_port nutcracker=127.0.0.1:$nc_port serve=127.0.0.1:$serve_port
+done
 echo "load average after: $(cut -d' ' -f1 /proc/loadavg)"
