@@ -70,6 +70,7 @@ func TestRepliesMatchMemcached(t *testing.T) {
 		"md x q\r\nmd x\r\nmd x q\r\n",
 		"ms n 1\r\n5\r\nma n\r\nma n v\r\nma n MD D100 v\r\nma zz\r\nma zz q\r\nma m\r\nma n MX\r\n",
 		"ma viv N0 J10 v t\r\n",
+		"delete noreply\r\nset noreply 0 0 1\r\nx\r\ndelete noreply\r\nincr noreply 1\r\ntouch noreply 1\r\nverbosity noreply\r\n",
 		"mg bQ== b v k\r\n",
 		"ms AAE= 2 b\r\nhi\r\nmg AAE= b v k\r\nmg AAE= b k\r\nmg AAI= b k v\r\n",
 		"mg m T\r\nmg m Tx\r\nmg m O\r\nmg m F5\r\n",

@@ -200,7 +200,8 @@ func (c *conn) delete(ctx context.Context, toks [][]byte) {
 		c.errorReply()
 		return
 	}
-	c.noreply = noreply(toks)
+	// "delete noreply" deletes the key noreply, out loud.
+	c.noreply = len(toks) > 2 && noreply(toks)
 	rest := toks[2:]
 	if c.noreply {
 		rest = rest[:len(rest)-1]
