@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 )
@@ -22,6 +23,11 @@ func TestStatsOfARunningService(t *testing.T) {
 	for _, k := range []string{"1", "1", "2"} {
 		if _, err := service.Cache.Get(context.Background(), k); err != nil {
 			t.Fatal(err)
+		}
+		// The chain fills memcached after answering: the second Get of
+		// "1" must find the first one's value there.
+		for service.Cache.Stats().Fills.Pending > 0 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	out := mustCLI(t, exitOK, "", "stats", "--addr", service.StatsAddr())
