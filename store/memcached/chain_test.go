@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -262,7 +263,12 @@ func TestChainAutoEject(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, _ := ch.mc.route(k)
-		reply := metaTTL(t, r.owner.key, k)
+		var reply string
+		// The backfill is written after the Get has its answer.
+		waitFor(t, k+" backfilled on "+r.owner.key, func() bool {
+			reply = metaTTL(t, r.owner.key, k)
+			return strings.HasPrefix(reply, "HD t")
+		})
 		secs, err := strconv.Atoi(reply[len("HD t"):])
 		if err != nil || secs < 1 || secs > int(ttlCap/time.Second)+1 { // and memcached's second
 			t.Fatalf("%s on substitute %s: %q, want a TTL of at most %v and a second", k, r.owner.key, reply, ttlCap)
