@@ -77,15 +77,14 @@ type Pool struct {
 	closed bool
 	wg     sync.WaitGroup // dial and reader goroutines
 
-	dials, dialErrors, retries atomic.Int64
+	dials, retries atomic.Int64
 }
 
 // Stats are a Pool's counts.
 type Stats struct {
-	Open       int   // connections open now
-	Dials      int64 // connections opened
-	DialErrors int64 // dials that failed
-	Retries    int64 // requests sent again after a stale connection
+	Open    int   // connections open now
+	Dials   int64 // connections dialed, whether they opened or not
+	Retries int64 // requests sent again after a stale connection
 }
 
 // NewPool returns a Pool; it dials nothing until the first request.
@@ -110,7 +109,7 @@ func (p *Pool) Stats() Stats {
 		}
 	}
 	p.mu.Unlock()
-	return Stats{Open: open, Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Retries: p.retries.Load()}
+	return Stats{Open: open, Dials: p.dials.Load(), Retries: p.retries.Load()}
 }
 
 // Close closes every connection, idle or in use; the requests in flight
@@ -303,11 +302,8 @@ func (p *Pool) dial(c *conn, probe bool) {
 		p.removeLocked(c)
 		closed := p.closed
 		p.mu.Unlock()
-		if !closed {
-			p.dialErrors.Add(1)
-			if !probe {
-				p.report(err)
-			}
+		if !closed && !probe {
+			p.report(err)
 		}
 		c.dialErr = err
 		close(c.ready)

@@ -40,10 +40,6 @@ type Reply struct {
 	Opaque int    // O; -1 when absent
 }
 
-// Refused reports whether the reply is SERVER_ERROR: the server could not
-// carry out a command it understood, and the connection stays usable.
-func (r Reply) Refused() bool { return r.Code == "SERVER_ERROR" }
-
 // TooLarge reports whether the reply is memcached refusing an item larger
 // than its item size limit (-I).
 func (r Reply) TooLarge() bool {
