@@ -219,7 +219,7 @@ warmup:
 }
 
 // TestAutoWarmupAfterARestart checks the wiring of restart detection and
-// automatic warmup through the metrics decorators, and the log lines they
+// automatic warmup in a chain built from a file, and the log lines they
 // make: memcached restarts, the chain notices and refills it from disk.
 func TestAutoWarmupAfterARestart(t *testing.T) {
 	t.Parallel()

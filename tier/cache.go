@@ -50,6 +50,7 @@ type Cache struct {
 	completed atomic.Uint64
 
 	ctr counters
+	obs Observer
 
 	// lastRun is the warmup running now, or the last one.
 	lastRun atomic.Pointer[warmRun]
@@ -70,6 +71,7 @@ type chainTier struct {
 	name  string
 	adder Adder // nil when the tier cannot add
 	ctr   tierCounters
+	obs   Observer
 }
 
 // New builds a cache whose source of truth is src, with the tiers given by
@@ -97,13 +99,14 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		grace:       cfg.grace,
 		jitter:      cfg.jitter,
 		refreshMax:  cfg.refreshMax,
+		obs:         cfg.observer,
 		rand:        rand.Float64,
 		sleep:       sleepCtx,
 		flights:     newFlightGroup(),
 		gens:        newGenerations(),
 	}
 	for _, tc := range cfg.tiers {
-		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name}
+		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name, obs: cfg.observer}
 		ct.adder, _ = tc.tier.(Adder)
 		c.tiers = append(c.tiers, ct)
 	}
@@ -210,7 +213,7 @@ func (c *Cache) loadShared(ctx context.Context, key string, from int, completed 
 // getTop asks the top tier. ok is false on a miss of any kind.
 func (c *Cache) getTop(ctx context.Context, key string) (v []byte, err error, ok bool) {
 	t := c.tiers[0]
-	e, err := t.tier.Get(ctx, key)
+	e, err := t.get(ctx, key)
 	if err != nil {
 		t.ctr.misses.Add(1)
 		if !errors.Is(err, ErrMiss) {
@@ -274,7 +277,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 		var err error
 		switch {
 		case c.leaser == nil:
-			err = t.tier.Set(ctx, key, e)
+			err = t.set(ctx, key, e)
 		case i == 0:
 			// The value and the marker that outdates older durable copies
 			// in other processes, in one write.
@@ -282,7 +285,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 			err = c.invalidateTop(ctx, key, m, &e)
 		default:
 			e.Loaded = c.setLoaded(m)
-			err = t.tier.Set(ctx, key, e)
+			err = t.set(ctx, key, e)
 		}
 		if errors.Is(err, ErrTooLarge) {
 			continue // the tier dropped its copy; the tiers below hold the value
@@ -316,7 +319,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 			// flight and outdates older durable copies in other processes.
 			err = c.invalidateTop(ctx, key, c.marker(now), nil)
 		} else {
-			err = t.tier.Delete(ctx, key)
+			err = t.delete(ctx, key)
 		}
 		if err != nil {
 			t.ctr.errors.Add(1)

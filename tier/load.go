@@ -98,14 +98,14 @@ func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, sta
 	var entries map[string]Entry
 	if mg, ok := t.tier.(MultiGetter); ok && len(keys) > 1 {
 		var err error
-		entries, err = mg.GetMulti(ctx, keys)
+		entries, err = t.getMulti(ctx, mg, keys)
 		if err != nil {
 			t.ctr.errors.Add(1)
 		}
 	} else {
 		entries = make(map[string]Entry, len(keys))
 		for _, k := range keys {
-			e, err := t.tier.Get(ctx, k)
+			e, err := t.get(ctx, k)
 			switch {
 			case err == nil:
 				entries[k] = e
@@ -142,7 +142,7 @@ func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, sta
 func (c *Cache) callLoader(ctx context.Context, keys []string) (map[string][]byte, error) {
 	c.ctr.statements.Add(1)
 	c.ctr.loadKeys.Add(int64(len(keys)))
-	values, err := c.loader.Load(ctx, keys)
+	values, err := c.loadObserved(ctx, keys)
 	if err != nil {
 		c.ctr.loadErrors.Add(1)
 		return nil, err
@@ -242,9 +242,9 @@ func (c *Cache) backfillOne(ctx context.Context, it found, above int, gen uint64
 		case j == 0 && it.skipTop, negativeOff:
 			continue
 		case t.adder != nil && !it.overwrite:
-			err = t.adder.Add(ctx, it.key, c.entryFor(it, t, now))
+			err = t.add(ctx, it.key, c.entryFor(it, t, now))
 		default:
-			err = t.tier.Set(ctx, it.key, c.entryFor(it, t, now))
+			err = t.set(ctx, it.key, c.entryFor(it, t, now))
 		}
 		switch {
 		case err == nil:
@@ -275,7 +275,7 @@ func (c *Cache) backfillOne(ctx context.Context, it found, above int, gen uint64
 			if c.leaser != nil && t == c.tiers[0] {
 				continue
 			}
-			if err := t.tier.Delete(ctx, it.key); err != nil {
+			if err := t.delete(ctx, it.key); err != nil {
 				t.ctr.errors.Add(1)
 			}
 		}

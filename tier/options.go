@@ -32,6 +32,8 @@ type config struct {
 	jitter float64       // TTL jitter (jitter.go); 0: off
 
 	refreshMax int // background refreshes at once (refresh.go)
+
+	observer Observer // observer.go
 }
 
 // DefaultLoadBatch is the largest number of keys passed to one Loader.Load

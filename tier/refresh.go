@@ -89,7 +89,7 @@ func WithStaleWhileRevalidate(grace time.Duration) Option {
 // ok is false on a miss of any kind.
 func (c *Cache) getTopRefreshing(ctx context.Context, key string) (v []byte, err error, ok bool) {
 	t := c.tiers[0]
-	e, err := t.tier.Get(ctx, key)
+	e, err := t.get(ctx, key)
 	if err != nil {
 		t.ctr.misses.Add(1)
 		if !errors.Is(err, ErrMiss) {
