@@ -116,18 +116,8 @@ func (l *countingLoader) Load(ctx context.Context, keys []string) (map[string][]
 
 func (l *countingLoader) setHook(h func(ctx context.Context, keys []string)) { l.hook.Store(&h) }
 
-// waitFor polls cond until it holds or fails the test after a generous
-// deadline; it waits on background work and times nothing.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor waits on background work (testenv.WaitFor) and times nothing.
+var waitFor = testenv.WaitFor
 
 // reopen builds a new chain over the same memcached, database and bbolt
 // file, as a restarted process would.
@@ -169,7 +159,8 @@ func (r *rig) build(t testing.TB, tierOpts []tier.Option, diskOpts []boltdb.Opti
 
 func mustMemcached(t testing.TB, addr string) *memcached.Tier {
 	t.Helper()
-	mc, err := memcached.New([]string{addr + ":1"}, memcached.WithTimeout(200*time.Millisecond))
+	mc, err := memcached.New([]string{addr + ":1"},
+		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit))
 	if err != nil {
 		t.Fatal(err)
 	}

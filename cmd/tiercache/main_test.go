@@ -74,14 +74,14 @@ func newRig(t *testing.T, rows int, extra string) *rig {
   servers:
     - %s:1 cache-a
   ttl: 10m
-durable:
+%sdurable:
   path: %s
   ttl: 24h
 source:
   dsn: %q
   query: SELECT id, body FROM articles WHERE id IN (?)
 negative_ttl: 30s
-%s`, r.mc.Addr, r.durable, r.db.DSN, extra)
+%s`, r.mc.Addr, testenv.MemcachedYAML(), r.durable, r.db.DSN, extra)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
