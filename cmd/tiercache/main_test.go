@@ -42,7 +42,11 @@ func mustCLI(t *testing.T, want int, stdin string, args ...string) string {
 }
 
 // rig is a memcached, a database with an articles table of rows 1..rows,
-// and a configuration file describing the chain over them.
+// and a configuration file describing the chain over them. Its memcached
+// settings are testenv's generous ones: the chains (bench's workers among
+// them, race-detector processes sharing a small machine) must not take a
+// slow but healthy memcached for a failing one, which these tests are not
+// about.
 type rig struct {
 	mc      *testenv.MemcachedServer
 	db      *testenv.Database
