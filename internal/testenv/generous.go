@@ -21,6 +21,13 @@ const (
 	FailureLimit = 1000
 )
 
+// waitLimit bounds WaitFor, and startTimeout the start of a memcached or a
+// nutcracker. Both only guard against a hang, so they are long.
+const (
+	waitLimit    = time.Minute
+	startTimeout = time.Minute
+)
+
 // MemcachedYAML returns the settings of a tiercache.yml memcached section
 // that make it Timeout and FailureLimit, indented to sit under
 // "memcached:".
@@ -28,16 +35,16 @@ func MemcachedYAML() string {
 	return fmt.Sprintf("  timeout: %d\n  failure_limit: %d\n", Timeout.Milliseconds(), FailureLimit)
 }
 
-// WaitFor polls cond until it holds, and fails the test with what once
-// Timeout has passed. It stands in for a signal where the code under test
+// WaitFor polls cond until it holds, and fails the test with what after
+// a minute. It stands in for a signal where the code under test
 // offers none to wait on (a counter of a background goroutine, a log
 // line); a test never sleeps to let something happen.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	pause := time.Millisecond
-	for deadline := time.Now().Add(Timeout); !cond(); {
+	for deadline := time.Now().Add(waitLimit); !cond(); {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", Timeout, what)
+			t.Fatalf("waited %v for %s", waitLimit, what)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)
