@@ -168,6 +168,11 @@ source:
 	if _, err := chain.Cache.Warmup(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
 	testenv.WaitFor(t, "the warmup and source failure log lines", func() bool {
 		return strings.Contains(logs.String(), "warmup finished") && strings.Contains(logs.String(), "source of truth failing")
 	})

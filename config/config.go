@@ -91,7 +91,9 @@ type Memcached struct {
 	RestartDetection Duration `yaml:"restart_detection"`
 	KeyPrefix        string   `yaml:"key_prefix"`
 	MaxItemSize      Size     `yaml:"max_item_size"`
-	MaxIdleConns     int      `yaml:"max_idle_conns"`
+	// ServerConnections is how many connections to open to each server
+	// at most, as twemproxy's server_connections (default 2).
+	ServerConnections int `yaml:"server_connections"`
 	// TTL is how long a freshly loaded value lives in memcached (default
 	// 10m; 0 means no expiry).
 	TTL Duration `yaml:"ttl"`
@@ -362,7 +364,7 @@ func (f *File) check() problems {
 		for _, c := range []struct {
 			name string
 			v    int
-		}{{"failure_limit", mc.FailureLimit}, {"max_idle_conns", mc.MaxIdleConns}} {
+		}{{"failure_limit", mc.FailureLimit}, {"server_connections", mc.ServerConnections}} {
 			if c.v < 0 {
 				ps.add(at("memcached", c.name), "memcached: %s %d: must not be negative", c.name, c.v)
 			}

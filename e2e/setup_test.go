@@ -125,6 +125,13 @@ func (l *countingLoader) setHook(h func(ctx context.Context, keys []string)) { l
 // waitFor waits on background work (testenv.WaitFor) and times nothing.
 var waitFor = testenv.WaitFor
 
+// filled waits until c has written what its trips found into the tiers:
+// a trip answers its callers first.
+func filled(t testing.TB, c *tier.Cache) {
+	t.Helper()
+	waitFor(t, "the fills", func() bool { return c.Stats().Fills.Pending == 0 })
+}
+
 // reopen builds a new chain over the same memcached, database and bbolt
 // file, as a restarted process would.
 func reopen(t testing.TB, old *rig, tierOpts ...tier.Option) *rig {

@@ -67,6 +67,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		e.counter(name, v.Help, v.Value)
 	}
 
+	e.gauge("tiercache_fills_pending", "Flights waiting to write, or writing, their values into the tiers after answering.", s.Fills.Pending)
 	w := s.Warmup
 	e.gauge("tiercache_warmup_running", "1 while a warmup is copying the durable tier upwards.", boolValue(w.Running))
 	last := w.Last

@@ -26,6 +26,7 @@
 // TierStats.List name them): tiercache_tier_{hits,misses,errors,backfills}_total
 // {tier}; tiercache_loader_{statements,keys,loaded,not_found,errors,panics}_total;
 // tiercache_{gets,multi_keys,flights,shared_waits,stale_served,invalidations}_total;
+// tiercache_fills_{done,panics}_total and the level tiercache_fills_pending;
 // tiercache_lease_NAME_total, tiercache_refresh_NAME_total and
 // tiercache_warmup_{runs,auto_runs,restarts,panics,scanned,sent,written,
 // skipped,present,failed}_total. The running or last warmup:

@@ -36,6 +36,20 @@ type LoaderStats struct {
 	Errors int64
 	// Panics is the number of loads that panicked.
 	Panics int64
+	// Waits are loads that found WithLoadConcurrency loads running and
+	// waited for one to end; Shed, those that waited the whole load
+	// timeout and were dropped (ErrOverloaded). Rejected are loads the
+	// open breaker failed at once (ErrSourceDown); Trips, the times it
+	// opened.
+	Waits, Shed, Rejected, Trips int64
+}
+
+// FillStats counts the writes flights make into the tiers after answering
+// their callers.
+type FillStats struct {
+	// Pending are flights waiting to write or writing; Done, those that
+	// have written; Panics, those a tier panicked in.
+	Pending, Done, Panics int64
 }
 
 // WarmupStats counts warmups. In Stats it covers the cache's lifetime;
@@ -126,6 +140,7 @@ type Stats struct {
 	Warmup        WarmupStats
 	Leases        LeaseStats
 	Refresh       RefreshStats
+	Fills         FillStats
 }
 
 // Sub returns s minus other, counter by counter, for measuring an interval.
@@ -151,7 +166,7 @@ func (s Stats) Sub(other Stats) Stats {
 // StatCounter is one of the chain's counters as Stats reports it, with the
 // name and meaning metrics and dashboards show it under.
 type StatCounter struct {
-	// Group is "loader", "lease", "refresh" or "warmup", or "" for the
+	// Group is "loader", "fills", "lease", "refresh" or "warmup", or "" for the
 	// chain's own counters; Name is the counter's name within it
 	// ("statements"), in the snake case metric names use.
 	Group, Name string
@@ -181,7 +196,8 @@ func (t TierStats) List() []StatCounter {
 }
 
 // counterDef declares one counter: its name and help, the live atomic the
-// chain adds to, and the field of Stats that reports it. Snapshots, Sub
+// chain adds to (found from the Cache or the chain tier), and the field of
+// Stats that reports it. Snapshots, Sub
 // and the metrics all go through the tables below, so a new counter is a
 // field of Stats, a field of counters and one row here.
 type counterDef[L, S any] struct {
@@ -201,95 +217,107 @@ var tierCounterDefs = [...]counterDef[tierCounters, TierStats]{
 		func(c *tierCounters) *atomic.Int64 { return &c.backfills }, func(s *TierStats) *int64 { return &s.Backfills }},
 }
 
-var chainCounters = [...]counterDef[counters, Stats]{
+var chainCounters = [...]counterDef[Cache, Stats]{
 	{"loader", "statements", "Load calls on the source (one SQL statement each with the SQL loader).",
-		func(c *counters) *atomic.Int64 { return &c.statements }, func(s *Stats) *int64 { return &s.Loader.Statements }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.statements }, func(s *Stats) *int64 { return &s.Loader.Statements }},
 	{"loader", "keys", "Keys asked of the source.",
-		func(c *counters) *atomic.Int64 { return &c.loadKeys }, func(s *Stats) *int64 { return &s.Loader.Keys }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadKeys }, func(s *Stats) *int64 { return &s.Loader.Keys }},
 	{"loader", "loaded", "Keys the source returned.",
-		func(c *counters) *atomic.Int64 { return &c.loaded }, func(s *Stats) *int64 { return &s.Loader.Loaded }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loaded }, func(s *Stats) *int64 { return &s.Loader.Loaded }},
 	{"loader", "not_found", "Keys the source does not have.",
-		func(c *counters) *atomic.Int64 { return &c.notFound }, func(s *Stats) *int64 { return &s.Loader.NotFound }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.notFound }, func(s *Stats) *int64 { return &s.Loader.NotFound }},
 	{"loader", "errors", "Failed Load calls.",
-		func(c *counters) *atomic.Int64 { return &c.loadErrors }, func(s *Stats) *int64 { return &s.Loader.Errors }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadErrors }, func(s *Stats) *int64 { return &s.Loader.Errors }},
 	{"loader", "panics", "Loads that panicked.",
-		func(c *counters) *atomic.Int64 { return &c.panics }, func(s *Stats) *int64 { return &s.Loader.Panics }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.panics }, func(s *Stats) *int64 { return &s.Loader.Panics }},
+	{"loader", "waits", "Loads that waited for one of the concurrent loads allowed to end.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadWaits }, func(s *Stats) *int64 { return &s.Loader.Waits }},
+	{"loader", "shed", "Loads dropped after waiting the whole load timeout (overloaded).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadShed }, func(s *Stats) *int64 { return &s.Loader.Shed }},
+	{"loader", "rejected", "Loads the open breaker failed at once (source down).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadRejected }, func(s *Stats) *int64 { return &s.Loader.Rejected }},
+	{"loader", "trips", "Times the breaker opened.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.breakerTrips }, func(s *Stats) *int64 { return &s.Loader.Trips }},
+	{"fills", "done", "Flights that wrote their values into the tiers after answering.",
+		func(c *Cache) *atomic.Int64 { return &c.fills.done }, func(s *Stats) *int64 { return &s.Fills.Done }},
+	{"fills", "panics", "Fills a tier panicked in.",
+		func(c *Cache) *atomic.Int64 { return &c.fills.panics }, func(s *Stats) *int64 { return &s.Fills.Panics }},
 	{"", "gets", "Keys asked for through Get.",
-		func(c *counters) *atomic.Int64 { return &c.gets }, func(s *Stats) *int64 { return &s.Gets }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.gets }, func(s *Stats) *int64 { return &s.Gets }},
 	{"", "multi_keys", "Keys asked for through GetMulti.",
-		func(c *counters) *atomic.Int64 { return &c.multiKeys }, func(s *Stats) *int64 { return &s.MultiKeys }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.multiKeys }, func(s *Stats) *int64 { return &s.MultiKeys }},
 	{"", "flights", "Loads started below the top tier (singleflight leaders).",
-		func(c *counters) *atomic.Int64 { return &c.flights }, func(s *Stats) *int64 { return &s.Flights }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.flights }, func(s *Stats) *int64 { return &s.Flights }},
 	{"", "shared_waits", "Callers that joined a load another caller had started.",
-		func(c *counters) *atomic.Int64 { return &c.sharedWaits }, func(s *Stats) *int64 { return &s.SharedWaits }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.sharedWaits }, func(s *Stats) *int64 { return &s.SharedWaits }},
 	{"", "stale_served", "Expired copies served because the source failed (stale-if-error).",
-		func(c *counters) *atomic.Int64 { return &c.staleServed }, func(s *Stats) *int64 { return &s.StaleServed }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.staleServed }, func(s *Stats) *int64 { return &s.StaleServed }},
 	{"", "invalidations", "Keys passed to Set and Delete.",
-		func(c *counters) *atomic.Int64 { return &c.invalidations }, func(s *Stats) *int64 { return &s.Invalidations }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.invalidations }, func(s *Stats) *int64 { return &s.Invalidations }},
 	{"lease", "requests", "Keys whose lease was asked for (again at every poll).",
-		func(c *counters) *atomic.Int64 { return &c.leaseRequests }, func(s *Stats) *int64 { return &s.Leases.Requests }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRequests }, func(s *Stats) *int64 { return &s.Leases.Requests }},
 	{"lease", "won", "Leases this process was given: it loaded the key for every process.",
-		func(c *counters) *atomic.Int64 { return &c.leaseWon }, func(s *Stats) *int64 { return &s.Leases.Won }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWon }, func(s *Stats) *int64 { return &s.Leases.Won }},
 	{"lease", "hits", "Lease requests answered with a value another process had filled.",
-		func(c *counters) *atomic.Int64 { return &c.leaseHits }, func(s *Stats) *int64 { return &s.Leases.Hits }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseHits }, func(s *Stats) *int64 { return &s.Leases.Hits }},
 	{"lease", "waits", "Keys whose lease another process held while this one missed them.",
-		func(c *counters) *atomic.Int64 { return &c.leaseWaits }, func(s *Stats) *int64 { return &s.Leases.Waits }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWaits }, func(s *Stats) *int64 { return &s.Leases.Waits }},
 	{"lease", "wait_hits", "Waits the holder's fill answered.",
-		func(c *counters) *atomic.Int64 { return &c.leaseWaitHits }, func(s *Stats) *int64 { return &s.Leases.WaitHits }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWaitHits }, func(s *Stats) *int64 { return &s.Leases.WaitHits }},
 	{"lease", "timeouts", "Waits that reached the wait limit; the key was then loaded here.",
-		func(c *counters) *atomic.Int64 { return &c.leaseTimeouts }, func(s *Stats) *int64 { return &s.Leases.Timeouts }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseTimeouts }, func(s *Stats) *int64 { return &s.Leases.Timeouts }},
 	{"lease", "polls", "Round trips spent waiting for another process's fill.",
-		func(c *counters) *atomic.Int64 { return &c.leasePolls }, func(s *Stats) *int64 { return &s.Leases.Polls }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leasePolls }, func(s *Stats) *int64 { return &s.Leases.Polls }},
 	{"lease", "fills", "Values written into the top tier through a lease.",
-		func(c *counters) *atomic.Int64 { return &c.leaseFills }, func(s *Stats) *int64 { return &s.Leases.Fills }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseFills }, func(s *Stats) *int64 { return &s.Leases.Fills }},
 	{"lease", "refused", "Fills refused because an invalidation came first.",
-		func(c *counters) *atomic.Int64 { return &c.leaseRefused }, func(s *Stats) *int64 { return &s.Leases.Refused }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRefused }, func(s *Stats) *int64 { return &s.Leases.Refused }},
 	{"lease", "released", "Leases given up after a failed load.",
-		func(c *counters) *atomic.Int64 { return &c.leaseReleased }, func(s *Stats) *int64 { return &s.Leases.Released }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseReleased }, func(s *Stats) *int64 { return &s.Leases.Released }},
 	{"lease", "rejected", "Durable copies not served: loaded before the key's last invalidation.",
-		func(c *counters) *atomic.Int64 { return &c.leaseRejected }, func(s *Stats) *int64 { return &s.Leases.Rejected }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRejected }, func(s *Stats) *int64 { return &s.Leases.Rejected }},
 	{"lease", "fallbacks", "Keys loaded with in-process singleflight only (lease unavailable).",
-		func(c *counters) *atomic.Int64 { return &c.leaseFallbacks }, func(s *Stats) *int64 { return &s.Leases.Fallbacks }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseFallbacks }, func(s *Stats) *int64 { return &s.Leases.Fallbacks }},
 	{"lease", "markers", "Invalidation markers written by Set and Delete.",
-		func(c *counters) *atomic.Int64 { return &c.leaseMarkers }, func(s *Stats) *int64 { return &s.Leases.Markers }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseMarkers }, func(s *Stats) *int64 { return &s.Leases.Markers }},
 	{"lease", "rejoins", "Callers that reloaded instead of joining a load older than their arrival.",
-		func(c *counters) *atomic.Int64 { return &c.leaseRejoins }, func(s *Stats) *int64 { return &s.Leases.Rejoins }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRejoins }, func(s *Stats) *int64 { return &s.Leases.Rejoins }},
 	{"refresh", "early", "Hits that drew an early refresh.",
-		func(c *counters) *atomic.Int64 { return &c.refreshEarly }, func(s *Stats) *int64 { return &s.Refresh.Early }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshEarly }, func(s *Stats) *int64 { return &s.Refresh.Early }},
 	{"refresh", "stale_served", "Expired values answered within the stale-while-revalidate grace.",
-		func(c *counters) *atomic.Int64 { return &c.refreshStale }, func(s *Stats) *int64 { return &s.Refresh.StaleServed }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshStale }, func(s *Stats) *int64 { return &s.Refresh.StaleServed }},
 	{"refresh", "started", "Background refreshes begun.",
-		func(c *counters) *atomic.Int64 { return &c.refreshStarted }, func(s *Stats) *int64 { return &s.Refresh.Started }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshStarted }, func(s *Stats) *int64 { return &s.Refresh.Started }},
 	{"refresh", "done", "Background refreshes that wrote a new value.",
-		func(c *counters) *atomic.Int64 { return &c.refreshDone }, func(s *Stats) *int64 { return &s.Refresh.Done }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshDone }, func(s *Stats) *int64 { return &s.Refresh.Done }},
 	{"refresh", "skipped", "Background refreshes another process was already doing.",
-		func(c *counters) *atomic.Int64 { return &c.refreshSkipped }, func(s *Stats) *int64 { return &s.Refresh.Skipped }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshSkipped }, func(s *Stats) *int64 { return &s.Refresh.Skipped }},
 	{"refresh", "failed", "Background refreshes whose load or lease request failed.",
-		func(c *counters) *atomic.Int64 { return &c.refreshFailed }, func(s *Stats) *int64 { return &s.Refresh.Failed }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshFailed }, func(s *Stats) *int64 { return &s.Refresh.Failed }},
 	{"refresh", "panics", "Background refreshes that panicked.",
-		func(c *counters) *atomic.Int64 { return &c.refreshPanics }, func(s *Stats) *int64 { return &s.Refresh.Panics }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshPanics }, func(s *Stats) *int64 { return &s.Refresh.Panics }},
 	{"refresh", "throttled", "Refreshes not started: the concurrency limit was reached.",
-		func(c *counters) *atomic.Int64 { return &c.refreshThrottled }, func(s *Stats) *int64 { return &s.Refresh.Throttled }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshThrottled }, func(s *Stats) *int64 { return &s.Refresh.Throttled }},
 	{"warmup", "runs", "Warmups started.",
-		func(c *counters) *atomic.Int64 { return &c.warmRuns }, func(s *Stats) *int64 { return &s.Warmup.Runs }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmRuns }, func(s *Stats) *int64 { return &s.Warmup.Runs }},
 	{"warmup", "auto_runs", "Warmups started by a restart the top tier reported (automatic warmup).",
-		func(c *counters) *atomic.Int64 { return &c.warmAutoRuns }, func(s *Stats) *int64 { return &s.Warmup.AutoRuns }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmAutoRuns }, func(s *Stats) *int64 { return &s.Warmup.AutoRuns }},
 	{"warmup", "restarts", "Server restarts or flushes the top tier reported.",
-		func(c *counters) *atomic.Int64 { return &c.warmRestarts }, func(s *Stats) *int64 { return &s.Warmup.Restarts }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmRestarts }, func(s *Stats) *int64 { return &s.Warmup.Restarts }},
 	{"warmup", "panics", "Panics recovered in automatic warmups.",
-		func(c *counters) *atomic.Int64 { return &c.warmPanics }, func(s *Stats) *int64 { return &s.Warmup.Panics }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmPanics }, func(s *Stats) *int64 { return &s.Warmup.Panics }},
 	{"warmup", "scanned", "Entries read from the durable tier by warmups.",
-		func(c *counters) *atomic.Int64 { return &c.warmScanned }, func(s *Stats) *int64 { return &s.Warmup.Scanned }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmScanned }, func(s *Stats) *int64 { return &s.Warmup.Scanned }},
 	{"warmup", "sent", "Entries warmups handed to the tiers above.",
-		func(c *counters) *atomic.Int64 { return &c.warmSent }, func(s *Stats) *int64 { return &s.Warmup.Sent }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmSent }, func(s *Stats) *int64 { return &s.Warmup.Sent }},
 	{"warmup", "written", "Entries warmups added to the tiers above.",
-		func(c *counters) *atomic.Int64 { return &c.warmWritten }, func(s *Stats) *int64 { return &s.Warmup.Written }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmWritten }, func(s *Stats) *int64 { return &s.Warmup.Written }},
 	{"warmup", "skipped", "Entries warmups skipped: expired, negative or invalidated.",
-		func(c *counters) *atomic.Int64 { return &c.warmSkipped }, func(s *Stats) *int64 { return &s.Warmup.Skipped }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmSkipped }, func(s *Stats) *int64 { return &s.Warmup.Skipped }},
 	{"warmup", "present", "Entries warmups found already present above.",
-		func(c *counters) *atomic.Int64 { return &c.warmPresent }, func(s *Stats) *int64 { return &s.Warmup.Present }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmPresent }, func(s *Stats) *int64 { return &s.Warmup.Present }},
 	{"warmup", "failed", "Entries warmups could not write.",
-		func(c *counters) *atomic.Int64 { return &c.warmFailed }, func(s *Stats) *int64 { return &s.Warmup.Failed }},
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmFailed }, func(s *Stats) *int64 { return &s.Warmup.Failed }},
 }
 
 type tierCounters struct {
@@ -302,6 +330,7 @@ type counters struct {
 	gets, multiKeys, flights, sharedWaits, staleServed, invalidations atomic.Int64
 
 	statements, loadKeys, loaded, notFound, loadErrors, panics atomic.Int64
+	loadWaits, loadShed, loadRejected, breakerTrips            atomic.Int64
 
 	warmRunning, warmRuns, warmAutoRuns, warmRestarts, warmPanics atomic.Int64
 	warmScanned, warmSent, warmWritten, warmSkipped, warmPresent  atomic.Int64
@@ -322,8 +351,9 @@ type counters struct {
 func (c *Cache) Stats() Stats {
 	var s Stats
 	for _, def := range chainCounters {
-		*def.stat(&s) = def.live(&c.ctr).Load()
+		*def.stat(&s) = def.live(c).Load()
 	}
+	s.Fills.Pending = c.fills.pending.Load()
 	s.Warmup.Running = c.ctr.warmRunning.Load() > 0
 	if r := c.lastRun.Load(); r != nil {
 		s.Warmup.Last = r.progress()

@@ -29,17 +29,22 @@ func TestCounterTablesCoverEveryField(t *testing.T) {
 	}
 
 	var s Stats
-	var c counters
-	var statRows, liveRows []uintptr
+	c := &Cache{fills: &filler{}}
+	var statRows, liveRows, fillRows []uintptr
 	for _, d := range chainCounters {
 		statRows = append(statRows, offset(&s, d.stat(&s)))
-		liveRows = append(liveRows, offset(&c, d.live(&c)))
+		switch p := d.live(c); {
+		case within(c.fills, p):
+			fillRows = append(fillRows, offset(c.fills, p))
+		default:
+			liveRows = append(liveRows, offset(&c.ctr, p))
+		}
 	}
-	check("Stats", int64Fields(&s, reflect.ValueOf(&s).Elem()), statRows)
-	live := atomicFields(&c)
-	running := offset(&c, &c.warmRunning) // a level: Warmup.Running
-	live = deleteOffset(live, running)
-	check("counters", live, liveRows)
+	// Levels, not counters: Fills.Pending and the counter behind
+	// Warmup.Running.
+	check("Stats", deleteOffset(int64Fields(&s, reflect.ValueOf(&s).Elem()), offset(&s, &s.Fills.Pending)), statRows)
+	check("counters", deleteOffset(atomicFields(&c.ctr), offset(&c.ctr, &c.ctr.warmRunning)), liveRows)
+	check("filler", deleteOffset(atomicFields(c.fills), offset(c.fills, &c.fills.pending)), fillRows)
 
 	var ts TierStats
 	var tc tierCounters
@@ -50,6 +55,12 @@ func TestCounterTablesCoverEveryField(t *testing.T) {
 	}
 	check("TierStats", int64Fields(&ts, reflect.ValueOf(&ts).Elem()), statRows)
 	check("tierCounters", atomicFields(&tc), liveRows)
+}
+
+// within reports whether field lies inside *base.
+func within[T any](base *T, field *atomic.Int64) bool {
+	o := reflect.ValueOf(field).Pointer() - reflect.ValueOf(base).Pointer()
+	return reflect.ValueOf(field).Pointer() >= reflect.ValueOf(base).Pointer() && o < reflect.TypeFor[T]().Size()
 }
 
 func offset[T, F any](base *T, field *F) uintptr {

@@ -21,7 +21,7 @@ import (
 func newTestTier(t *testing.T, opts ...Option) (*Tier, *testenv.MemcachedServer) {
 	t.Helper()
 	mc := testenv.Memcached(t)
-	tr, err := New([]string{mc.Addr}, generous(opts...)...)
+	tr, err := New([]string{mc.Addr}, patient(opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,13 +316,13 @@ func TestItemOverhead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mc := testenv.Memcached(t)
-	exact, err := New([]string{mc.Addr}, generous()...)
+	exact, err := New([]string{mc.Addr}, patient()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer exact.Close()
 	// A Tier that believes the limit is higher sends what the server refuses.
-	lax, err := New([]string{mc.Addr}, generous(WithMaxItemSize(2<<20))...)
+	lax, err := New([]string{mc.Addr}, patient(WithMaxItemSize(2<<20))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestNewOptions(t *testing.T) {
 		{"duplicate address", []string{"127.0.0.1:11211:1", "127.0.0.1:11211:2"}, nil, ErrBadServer},
 		{"duplicate name", []string{"127.0.0.1:11211 a", "127.0.0.1:11212 a"}, nil, ErrBadServer},
 		{"zero timeout", srv, []Option{WithTimeout(0)}, ErrInvalidOption},
-		{"zero idle conns", srv, []Option{WithMaxIdleConns(0)}, ErrInvalidOption},
+		{"zero server connections", srv, []Option{WithServerConnections(0)}, ErrInvalidOption},
 		{"tiny item size", srv, []Option{WithMaxItemSize(100)}, ErrInvalidOption},
 		{"prefix with space", srv, []Option{WithKeyPrefix("a b")}, ErrInvalidOption},
 		{"prefix too long", srv, []Option{WithKeyPrefix(strings.Repeat("p", maxPrefixLen+1))}, ErrInvalidOption},
