@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 	"github.com/tiercache/tiercache/tier/tiertest"
 )
@@ -31,6 +32,12 @@ func (reportingTier) NodeStats() []tier.NodeStats {
 		{Name: "cache-a", Addr: "127.0.0.1:1", State: "up", Counters: map[string]int64{"requests": 10, "errors": 1, "timeouts": 1, "ejections": 2, "connections": 4, "hits": 9, "ejected_at": 1_700_000_000_500_000}},
 		{Name: "cache-b", Addr: "127.0.0.1:2", State: "down", Counters: map[string]int64{"requests": 5, "ejections": 1, "ejected_at": 0}},
 	}
+}
+
+// settle waits for the fills the chain makes after answering.
+func settle(t *testing.T, cache *tier.Cache) {
+	t.Helper()
+	testenv.WaitFor(t, "the fills", func() bool { return cache.Stats().Fills.Pending == 0 })
 }
 
 func histogramCount(t *testing.T, o prometheus.Observer) int {
@@ -63,6 +70,7 @@ func TestObserverTimesTierCalls(t *testing.T) {
 		if _, err := cache.Get(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
+		settle(t, cache)
 	}
 	if err := cache.Set(ctx, "k", []byte("w")); err != nil {
 		t.Fatal(err)
@@ -73,6 +81,7 @@ func TestObserverTimesTierCalls(t *testing.T) {
 	if _, err := cache.GetMulti(ctx, []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, cache)
 	cases := []struct {
 		tier, op, result string
 		want             int

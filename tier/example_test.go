@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/tiercache/tiercache/tier"
@@ -82,9 +83,17 @@ func ExampleWithTier() {
 	defer cache.Close()
 	ctx := context.Background()
 
+	// The chain fills the tiers after answering; settle waits for that.
+	settle := func() {
+		for cache.Stats().Fills.Pending > 0 {
+			runtime.Gosched()
+		}
+	}
 	_, _ = cache.Get(ctx, "42")
+	settle()
 	_ = top.Delete(ctx, "42") // the top tier restarted empty, say
 	v, _ := cache.Get(ctx, "42")
+	settle()
 	_, inTop := top.Entry("42")
 	fmt.Println(string(v), loads, inTop)
 	// Output: the answer 1 true
@@ -106,8 +115,8 @@ func ExampleWithObserver() {
 	if err != nil {
 		panic(err)
 	}
-	defer cache.Close()
 	_, _ = cache.Get(context.Background(), "42")
+	_ = cache.Close() // waits for the fills the chain makes after answering
 	// Output:
 	// top get false
 	// disk get false

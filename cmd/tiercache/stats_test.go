@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/testenv"
 )
 
 // TestStatsOfARunningService starts a chain the way a service does, with
@@ -23,6 +24,8 @@ func TestStatsOfARunningService(t *testing.T) {
 		if _, err := service.Cache.Get(context.Background(), k); err != nil {
 			t.Fatal(err)
 		}
+		// The chain fills memcached after answering.
+		testenv.WaitFor(t, "the fills", func() bool { return service.Cache.Stats().Fills.Pending == 0 })
 	}
 	out := mustCLI(t, exitOK, "", "stats", "--addr", service.StatsAddr())
 	var stats map[string]any

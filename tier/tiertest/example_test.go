@@ -3,6 +3,7 @@ package tiertest_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/tiercache/tiercache/tier"
@@ -25,14 +26,22 @@ func Example() {
 	}
 	defer cache.Close()
 	ctx := context.Background()
+	// The chain fills the tiers after answering; settle waits for that.
+	settle := func() {
+		for cache.Stats().Fills.Pending > 0 {
+			runtime.Gosched()
+		}
+	}
 
 	v, _ := cache.Get(ctx, "42")
 	fmt.Println(string(v))
+	settle()
 	v, _ = cache.Get(ctx, "42")
 	fmt.Println(string(v))
 	_ = top.Delete(ctx, "42") // the top tier restarted, say
 	v, _ = cache.Get(ctx, "42")
 	fmt.Println(string(v))
+	settle()
 
 	for _, t := range cache.Stats().Tiers {
 		fmt.Printf("%s: %d hits, %d misses, %d backfills\n", t.Name, t.Hits, t.Misses, t.Backfills)
