@@ -59,6 +59,8 @@ type File struct {
 	Stats Stats `yaml:"stats"`
 	// Log sets the structured log.
 	Log Log `yaml:"log"`
+	// Serve configures tiercache serve.
+	Serve Serve `yaml:"serve"`
 
 	path string
 	root *yaml.Node
@@ -441,6 +443,7 @@ func (f *File) check() problems {
 			ps.add(at("stats", "listen"), "stats: listen %q: want host:port", f.Stats.Listen)
 		}
 	}
+	f.checkServe(&ps)
 	if _, err := ParseLevel(f.Log.Level); err != nil {
 		ps.add(at("log", "level"), "log: %v", err)
 	}
