@@ -46,8 +46,8 @@ type Chain struct {
 	Cache *tier.Cache
 	// Memcached is the top tier, nil when the file has no memcached
 	// section. Durable is the bbolt tier, nil when the file has no durable
-	// section or WithoutDurable was given. Both are the stores themselves;
-	// the chain holds them behind metrics decorators.
+	// section or WithoutDurable was given. Both are the stores themselves,
+	// as the chain holds them.
 	Memcached *memcached.Tier
 	Durable   *boltdb.Store
 	// Loader reads the source through DB, which the Chain owns.
@@ -105,7 +105,7 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 			return nil, err
 		}
 		c.Memcached = mc
-		tierOpts = append(tierOpts, tier.WithTier(metrics.InstrumentTier(mc, c.Timings), f.Memcached.TTL.D()))
+		tierOpts = append(tierOpts, tier.WithTier(mc, f.Memcached.TTL.D()))
 	}
 	if f.Durable != nil && !o.withoutDurable {
 		disk, err := buildDurable(f, o)
@@ -117,7 +117,7 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 			c.Logger.Warn("durable file was corrupt and has been moved aside; starting cold",
 				"path", disk.Path(), "moved_to", aside)
 		}
-		tierOpts = append(tierOpts, tier.WithTier(metrics.InstrumentTier(disk, c.Timings), f.Durable.TTL.D()))
+		tierOpts = append(tierOpts, tier.WithTier(disk, f.Durable.TTL.D()))
 	}
 	if err := c.buildSource(f); err != nil {
 		return nil, err
@@ -142,7 +142,8 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 		tierOpts = append(tierOpts, tier.WithAutoWarmup(wopts...))
 	}
 	tierOpts = append(tierOpts, leaseOptions(f)...)
-	cache, err := tier.New(metrics.InstrumentLoader(c.Loader, c.Timings), append(tierOpts, o.tierOpts...)...)
+	tierOpts = append(tierOpts, tier.WithObserver(c.Timings.Observer()))
+	cache, err := tier.New(c.Loader, append(tierOpts, o.tierOpts...)...)
 	if err != nil {
 		if strings.Contains(err.Error(), "WithAutoWarmup") {
 			return nil, f.Wrap([]string{"warmup", "auto"}, err)

@@ -53,8 +53,7 @@ func TestLoadBuildsAndServes(t *testing.T) {
 	dir := t.TempDir()
 	path := writeConfig(t, fmt.Sprintf(`memcached:
   servers: ["%s:1"]
-  timeout: 100
-durable:
+%sdurable:
   path: %s
   gc_interval: 0
 source:
@@ -65,7 +64,7 @@ negative_ttl: 10s
 stale_if_error: 1m
 stats:
   listen: 127.0.0.1:0
-`, mc.Addr, filepath.Join(dir, "cache.db"), db.DSN))
+`, mc.Addr, testenv.MemcachedYAML(), filepath.Join(dir, "cache.db"), db.DSN))
 	var logs bytes.Buffer
 	chain, err := tiercache.Load(path, tiercache.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
@@ -169,13 +168,14 @@ source:
 	if _, err := chain.Cache.Warmup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "warmup finished") || !strings.Contains(logs.String(), "source of truth failing") {
-		if time.Now().After(deadline) {
-			t.Fatalf("logs:\n%s", logs.String())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	testenv.WaitFor(t, "the warmup and source failure log lines", func() bool {
+		return strings.Contains(logs.String(), "warmup finished") && strings.Contains(logs.String(), "source of truth failing")
+	})
 }
 
 // TestClusterSettings builds a pool with every cluster setting of the
@@ -219,7 +219,7 @@ warmup:
 }
 
 // TestAutoWarmupAfterARestart checks the wiring of restart detection and
-// automatic warmup through the metrics decorators, and the log lines they
+// automatic warmup in a chain built from a file, and the log lines they
 // make: memcached restarts, the chain notices and refills it from disk.
 func TestAutoWarmupAfterARestart(t *testing.T) {
 	t.Parallel()
@@ -228,14 +228,14 @@ func TestAutoWarmupAfterARestart(t *testing.T) {
 	path := writeConfig(t, fmt.Sprintf(`memcached:
   servers: ["%s:1"]
   restart_detection: 50ms
-durable:
+%sdurable:
   path: %s
 source:
   dsn: %q
   query: SELECT k, v FROM kv WHERE k IN (?)
 warmup:
   auto: true
-`, mc.Addr, filepath.Join(t.TempDir(), "cache.db"), db.DSN))
+`, mc.Addr, testenv.MemcachedYAML(), filepath.Join(t.TempDir(), "cache.db"), db.DSN))
 	var logs syncBuffer
 	chain, err := tiercache.Load(path, tiercache.WithEventInterval(20*time.Millisecond),
 		tiercache.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
@@ -249,19 +249,14 @@ warmup:
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(150 * time.Millisecond) // let restart detection see the first process
+	// Restart detection must know the first process before it can tell
+	// a second one from it.
+	testenv.WaitFor(t, "a first restart check", func() bool { return chain.Memcached.Counters()["restart_checks"] >= 1 })
 	mc.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, "a restart and a warmup in the log", func() bool {
 		l := logs.String()
-		if strings.Contains(l, "server restart or flush detected") && strings.Contains(l, "warmup finished") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no restart and warmup in the log:\n%s", l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(l, "server restart or flush detected") && strings.Contains(l, "warmup finished")
+	})
 	before := chain.Cache.Stats()
 	if _, err := chain.Cache.Get(ctx, "a"); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,8 @@ func newColdStart(tb testing.TB, n, hotEvery int, autoWarmup []tier.WarmupOption
 	buildDurable(tb, path, n, hotEvery)
 
 	var err error
-	cs.mcTier, err = memcached.New([]string{cs.mc.Addr}, memcached.WithRestartDetection(50*time.Millisecond))
+	cs.mcTier, err = memcached.New([]string{cs.mc.Addr}, memcached.WithRestartDetection(50*time.Millisecond),
+		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit))
 	if err != nil {
 		tb.Fatal(err)
 	}

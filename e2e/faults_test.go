@@ -17,12 +17,15 @@ import (
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/loader/sqlload"
 	"github.com/tiercache/tiercache/store/boltdb"
+	"github.com/tiercache/tiercache/store/memcached"
 	"github.com/tiercache/tiercache/tier"
 )
 
 func TestMemcachedKilledWhileServing(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, rigConfig{rows: 200})
+	// A test about a fault: the node is ejected after the production
+	// number of failures, as it would be in service.
+	r := newRig(t, rigConfig{rows: 200, memcachedOpts: []memcached.Option{memcached.WithFailureLimit(memcached.DefaultFailureLimit)}})
 	ctx := context.Background()
 	keys := make([]string, 200)
 	for i := range keys {

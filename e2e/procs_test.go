@@ -36,6 +36,10 @@ import (
 const (
 	helperEnv    = "TIERCACHE_E2E_HELPER"
 	helperPrefix = "helper: "
+	// helperSilence is how long a helper may say nothing before the test
+	// takes it for hung: race-detector processes on a loaded machine are
+	// slow, and the jobs end on counts, not on time.
+	helperSilence = 5 * time.Minute
 )
 
 // helperJob is what a helper process is told to do.
@@ -285,8 +289,8 @@ func (p *helperProc) expect(t testing.TB, want string) string {
 			t.Fatalf("helper said %q, want %q", line, want)
 		}
 		return strings.TrimSpace(rest)
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("helper said nothing for 2 minutes, want %q:\n%s", want, p.stderr)
+	case <-time.After(helperSilence):
+		t.Fatalf("helper said nothing for %v, want %q:\n%s", helperSilence, want, p.stderr)
 	}
 	return ""
 }

@@ -29,6 +29,8 @@ type rig struct {
 	loader *countingLoader
 	cache  *tier.Cache
 	path   string
+
+	memcachedOpts []memcached.Option // rigConfig.memcachedOpts
 }
 
 type rigConfig struct {
@@ -36,8 +38,12 @@ type rigConfig struct {
 	valueSize int
 	keyType   string // SQL type of the id column
 	mcOpts    []testenv.MemcachedOption
-	tierOpts  []tier.Option
-	diskOpts  []boltdb.Option
+	// memcachedOpts come after the memcached tier's generous test
+	// settings (testenv.Timeout, testenv.FailureLimit): a test about
+	// faults sets its own.
+	memcachedOpts []memcached.Option
+	tierOpts      []tier.Option
+	diskOpts      []boltdb.Option
 }
 
 func newRig(t testing.TB, cfg rigConfig) *rig {
@@ -48,7 +54,7 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 	if cfg.valueSize == 0 {
 		cfg.valueSize = 100
 	}
-	r := &rig{mc: testenv.Memcached(t, cfg.mcOpts...), db: testenv.MySQL(t)}
+	r := &rig{mc: testenv.Memcached(t, cfg.mcOpts...), db: testenv.MySQL(t), memcachedOpts: cfg.memcachedOpts}
 	if cfg.keyType == "INT" {
 		mustExec(t, r.db.DB, "CREATE TABLE articles (id INT NOT NULL PRIMARY KEY, body LONGBLOB NOT NULL)")
 	} else {
@@ -116,18 +122,8 @@ func (l *countingLoader) Load(ctx context.Context, keys []string) (map[string][]
 
 func (l *countingLoader) setHook(h func(ctx context.Context, keys []string)) { l.hook.Store(&h) }
 
-// waitFor polls cond until it holds or fails the test after a generous
-// deadline; it waits on background work and times nothing.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor waits on background work (testenv.WaitFor) and times nothing.
+var waitFor = testenv.WaitFor
 
 // filled waits until c has written what its trips found into the tiers:
 // a trip answers its callers first.
@@ -140,7 +136,7 @@ func filled(t testing.TB, c *tier.Cache) {
 // file, as a restarted process would.
 func reopen(t testing.TB, old *rig, tierOpts ...tier.Option) *rig {
 	t.Helper()
-	r := &rig{mc: old.mc, db: old.db, path: old.path}
+	r := &rig{mc: old.mc, db: old.db, path: old.path, memcachedOpts: old.memcachedOpts}
 	r.build(t, tierOpts, nil)
 	return r
 }
@@ -148,7 +144,7 @@ func reopen(t testing.TB, old *rig, tierOpts ...tier.Option) *rig {
 // build opens the tiers and the chain over r's servers and file.
 func (r *rig) build(t testing.TB, tierOpts []tier.Option, diskOpts []boltdb.Option) {
 	t.Helper()
-	r.mcTier = mustMemcached(t, r.mc.Addr)
+	r.mcTier = mustMemcached(t, r.mc.Addr, r.memcachedOpts...)
 	var err error
 	r.disk, err = boltdb.Open(r.path, diskOpts...)
 	if err != nil {
@@ -174,9 +170,10 @@ func (r *rig) build(t testing.TB, tierOpts []tier.Option, diskOpts []boltdb.Opti
 	})
 }
 
-func mustMemcached(t testing.TB, addr string) *memcached.Tier {
+func mustMemcached(t testing.TB, addr string, opts ...memcached.Option) *memcached.Tier {
 	t.Helper()
-	mc, err := memcached.New([]string{addr + ":1"}, memcached.WithTimeout(200*time.Millisecond))
+	mc, err := memcached.New([]string{addr + ":1"}, append([]memcached.Option{
+		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// Example instruments a chain's loader, registers the chain's metrics and
-// reads them back the way Prometheus does.
+// Example times a chain's calls, registers the chain's metrics and reads
+// them back the way Prometheus does.
 func Example() {
 	timings := metrics.NewTimings()
-	src := metrics.InstrumentLoader(tier.LoaderFunc(func(_ context.Context, keys []string) (map[string][]byte, error) {
+	src := tier.LoaderFunc(func(_ context.Context, keys []string) (map[string][]byte, error) {
 		return map[string][]byte{keys[0]: []byte("v")}, nil
-	}), timings)
-	cache, err := tier.New(src) // tiers go through metrics.InstrumentTier the same way
+	})
+	cache, err := tier.New(src, tier.WithObserver(timings.Observer()))
 	if err != nil {
 		panic(err)
 	}

@@ -33,9 +33,9 @@ func (plainArbiter) mark(time.Time) Marker { return Marker{} }
 
 func (a plainArbiter) write(ctx context.Context, i int, key string, e *Entry, _ Marker) error {
 	if e == nil {
-		return a.c.tiers[i].tier.Delete(ctx, key)
+		return a.c.tiers[i].delete(ctx, key)
 	}
-	return a.c.tiers[i].tier.Set(ctx, key, *e)
+	return a.c.tiers[i].set(ctx, key, *e)
 }
 
 // leaseArbiter loads through leases taken in the leasing tier

@@ -59,6 +59,7 @@ type Cache struct {
 	breaker     breaker
 
 	ctr counters
+	obs Observer
 
 	// lastRun is the warmup running now, or the last one.
 	lastRun atomic.Pointer[warmRun]
@@ -79,6 +80,7 @@ type chainTier struct {
 	name  string
 	adder Adder // nil when the tier cannot add
 	ctr   tierCounters
+	obs   Observer
 }
 
 // New builds a cache whose source of truth is src, with the tiers given by
@@ -106,6 +108,7 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		grace:       cfg.grace,
 		jitter:      cfg.jitter,
 		refreshMax:  cfg.refreshMax,
+		obs:         cfg.observer,
 		rand:        rand.Float64,
 		sleep:       sleepCtx,
 		flights:     newFlightGroup(),
@@ -117,7 +120,7 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		leaseAt:     -1,
 	}
 	for _, tc := range cfg.tiers {
-		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name}
+		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name, obs: cfg.observer}
 		ct.adder, _ = tc.tier.(Adder)
 		c.tiers = append(c.tiers, ct)
 	}

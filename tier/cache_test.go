@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/clocktest"
+	"github.com/tiercache/tiercache/internal/testenv"
 )
 
 type chain struct {
@@ -789,15 +790,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline. It is for waiting on goroutines, not for timing anything.
+// waitFor waits for goroutines of the chain, with testenv.WaitFor; it
+// times nothing.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, "the condition", cond)
 }

@@ -68,6 +68,16 @@
 // WithRestartDetection), the chain warms exactly the keys placed on that
 // server, on a goroutine Close stops.
 //
+// # Watching it
+//
+// Stats is a snapshot of the chain's counters (Sub gives the difference
+// of two). WithObserver hands every call the chain makes to a tier or to
+// the loader, with its duration and outcome, to hooks of the caller's:
+// package metrics builds its latency histograms from them, and the tiers
+// stay the chain's own, never wrapped. Package tiertest has an in-memory
+// tier for tests and examples, and the conformance suite of the Tier
+// contract.
+//
 // # Caveats
 //
 // Without WithLeases, several processes sharing a memcached each load a

@@ -186,7 +186,7 @@ func (c *Cache) writeBack(ctx context.Context, items []found, above int, gens ma
 			if c.leaser != nil && t == c.tiers[c.leaseAt] {
 				continue
 			}
-			if err := t.tier.Delete(ctx, it.key); err != nil {
+			if err := t.delete(ctx, it.key); err != nil {
 				t.ctr.errors.Add(1)
 			}
 		}
@@ -226,11 +226,11 @@ func (c *Cache) writeTier(ctx context.Context, j int, items []found, batch []int
 	}
 	c.each(len(adds), func(m int) {
 		n := adds[m]
-		errs[n] = t.adder.Add(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
+		errs[n] = t.add(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
 	})
 	c.each(len(sets), func(m int) {
 		n := sets[m]
-		errs[n] = t.tier.Set(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
+		errs[n] = t.set(ctx, items[batch[n]].key, c.entryFor(items[batch[n]], t, now))
 	})
 	return errs
 }
@@ -314,7 +314,7 @@ func (c *Cache) addBulk(ctx context.Context, ba BulkAdder, t *chainTier, items [
 			}
 		}
 	}
-	if err := ba.AddBulk(ctx, entries, func(key string, err error) {
+	if err := t.addBulk(ctx, ba, entries, func(key string, err error) {
 		mu.Lock()
 		errs[pos[key]] = err
 		mu.Unlock()

@@ -145,7 +145,7 @@ func (r *loadRun) dropStale(t *chainTier, keys []string) {
 	ctx := context.WithoutCancel(r.ctx)
 	for _, k := range keys {
 		delete(r.stale, k)
-		if err := t.tier.Delete(ctx, k); err != nil {
+		if err := t.delete(ctx, k); err != nil {
 			t.ctr.errors.Add(1)
 		}
 	}

@@ -296,7 +296,7 @@ func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, sta
 	var entries map[string]Entry
 	if mg, ok := t.tier.(MultiGetter); ok {
 		var err error
-		entries, err = mg.GetMulti(ctx, keys)
+		entries, err = t.getMulti(ctx, mg, keys)
 		if err != nil {
 			t.ctr.errors.Add(1)
 		}
@@ -328,7 +328,7 @@ func (c *Cache) lookupOne(ctx context.Context, t *chainTier, key string, stale *
 
 // getOne gets key from t; ok is false on a miss of any kind.
 func (c *Cache) getOne(ctx context.Context, t *chainTier, key string) (Entry, bool) {
-	e, err := t.tier.Get(ctx, key)
+	e, err := t.get(ctx, key)
 	if err != nil && !errors.Is(err, ErrMiss) {
 		t.ctr.errors.Add(1)
 	}

@@ -33,6 +33,8 @@ type config struct {
 
 	refreshMax int // background refreshes at once (refresh.go)
 
+	observer Observer // observer.go
+
 	// Protection of the source (source.go) and fills (fill.go).
 	loadMax         int
 	loadTimeout     time.Duration

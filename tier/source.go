@@ -96,7 +96,7 @@ func (c *Cache) callLoader(ctx context.Context, keys []string) (map[string][]byt
 	defer func() { <-c.loadSlots }()
 	c.ctr.statements.Add(1)
 	c.ctr.loadKeys.Add(int64(len(keys)))
-	values, err := c.loader.Load(ctx, keys)
+	values, err := c.loadObserved(ctx, keys)
 	if c.breaker.record(err == nil, c.clock.Now()) {
 		c.ctr.breakerTrips.Add(1)
 	}

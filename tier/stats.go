@@ -147,77 +147,185 @@ type Stats struct {
 // Tier counters are matched by position.
 func (s Stats) Sub(other Stats) Stats {
 	d := s
+	for _, def := range chainCounters {
+		*def.stat(&d) -= *def.stat(&other)
+	}
 	d.Tiers = make([]TierStats, len(s.Tiers))
 	for i, t := range s.Tiers {
 		d.Tiers[i] = t
 		if i < len(other.Tiers) {
-			o := other.Tiers[i]
-			d.Tiers[i].Hits -= o.Hits
-			d.Tiers[i].Misses -= o.Misses
-			d.Tiers[i].Errors -= o.Errors
-			d.Tiers[i].Backfills -= o.Backfills
+			for _, def := range tierCounterDefs {
+				o := other.Tiers[i]
+				*def.stat(&d.Tiers[i]) -= *def.stat(&o)
+			}
 		}
 	}
-	d.Loader.Statements -= other.Loader.Statements
-	d.Loader.Keys -= other.Loader.Keys
-	d.Loader.Loaded -= other.Loader.Loaded
-	d.Loader.NotFound -= other.Loader.NotFound
-	d.Loader.Errors -= other.Loader.Errors
-	d.Loader.Panics -= other.Loader.Panics
-	d.Loader.Waits -= other.Loader.Waits
-	d.Loader.Shed -= other.Loader.Shed
-	d.Loader.Rejected -= other.Loader.Rejected
-	d.Loader.Trips -= other.Loader.Trips
-	d.Fills.Done -= other.Fills.Done
-	d.Fills.Panics -= other.Fills.Panics
-	d.Gets -= other.Gets
-	d.MultiKeys -= other.MultiKeys
-	d.Flights -= other.Flights
-	d.SharedWaits -= other.SharedWaits
-	d.StaleServed -= other.StaleServed
-	d.Invalidations -= other.Invalidations
-	l, ol := &d.Leases, other.Leases
-	l.Requests -= ol.Requests
-	l.Won -= ol.Won
-	l.Hits -= ol.Hits
-	l.Waits -= ol.Waits
-	l.WaitHits -= ol.WaitHits
-	l.Timeouts -= ol.Timeouts
-	l.Polls -= ol.Polls
-	l.Fills -= ol.Fills
-	l.Refused -= ol.Refused
-	l.Released -= ol.Released
-	l.Rejected -= ol.Rejected
-	l.Fallbacks -= ol.Fallbacks
-	l.Markers -= ol.Markers
-	l.Rejoins -= ol.Rejoins
-	rf, orf := &d.Refresh, other.Refresh
-	rf.Early -= orf.Early
-	rf.StaleServed -= orf.StaleServed
-	rf.Started -= orf.Started
-	rf.Done -= orf.Done
-	rf.Skipped -= orf.Skipped
-	rf.Failed -= orf.Failed
-	rf.Panics -= orf.Panics
-	rf.Throttled -= orf.Throttled
-	w, ow := &d.Warmup, other.Warmup
-	w.Runs -= ow.Runs
-	w.AutoRuns -= ow.AutoRuns
-	w.Restarts -= ow.Restarts
-	w.Panics -= ow.Panics
-	w.Scanned -= ow.Scanned
-	w.Sent -= ow.Sent
-	w.Written -= ow.Written
-	w.Skipped -= ow.Skipped
-	w.Present -= ow.Present
-	w.Failed -= ow.Failed
 	return d
+}
+
+// StatCounter is one of the chain's counters as Stats reports it, with the
+// name and meaning metrics and dashboards show it under.
+type StatCounter struct {
+	// Group is "loader", "fills", "lease", "refresh" or "warmup", or "" for the
+	// chain's own counters; Name is the counter's name within it
+	// ("statements"), in the snake case metric names use.
+	Group, Name string
+	// Help says what the counter counts, in one sentence.
+	Help  string
+	Value int64
+}
+
+// List lists the counters of s (all but the tiers'), in a fixed order.
+func (s Stats) List() []StatCounter {
+	out := make([]StatCounter, len(chainCounters))
+	for i, def := range chainCounters {
+		out[i] = StatCounter{Group: def.group, Name: def.name, Help: def.help, Value: *def.stat(&s)}
+	}
+	return out
+}
+
+// List lists the chain's counters of the tier t (hits, misses, errors,
+// backfills), in a fixed order; the tier's own counters are in
+// t.Counters.
+func (t TierStats) List() []StatCounter {
+	out := make([]StatCounter, len(tierCounterDefs))
+	for i, def := range tierCounterDefs {
+		out[i] = StatCounter{Name: def.name, Help: def.help, Value: *def.stat(&t)}
+	}
+	return out
+}
+
+// counterDef declares one counter: its name and help, the live atomic the
+// chain adds to (found from the Cache or the chain tier), and the field of
+// Stats that reports it. Snapshots, Sub
+// and the metrics all go through the tables below, so a new counter is a
+// field of Stats, a field of counters and one row here.
+type counterDef[L, S any] struct {
+	group, name, help string
+	live              func(*L) *atomic.Int64
+	stat              func(*S) *int64
+}
+
+var tierCounterDefs = [...]counterDef[tierCounters, TierStats]{
+	{"", "hits", "Lookups the tier answered with a fresh entry.",
+		func(c *tierCounters) *atomic.Int64 { return &c.hits }, func(s *TierStats) *int64 { return &s.Hits }},
+	{"", "misses", "Lookups the tier could not answer (absent, expired or failed).",
+		func(c *tierCounters) *atomic.Int64 { return &c.misses }, func(s *TierStats) *int64 { return &s.Misses }},
+	{"", "errors", "Failed operations on the tier, lookups and writes.",
+		func(c *tierCounters) *atomic.Int64 { return &c.errors }, func(s *TierStats) *int64 { return &s.Errors }},
+	{"", "backfills", "Entries the chain wrote into the tier after finding them lower down.",
+		func(c *tierCounters) *atomic.Int64 { return &c.backfills }, func(s *TierStats) *int64 { return &s.Backfills }},
+}
+
+var chainCounters = [...]counterDef[Cache, Stats]{
+	{"loader", "statements", "Load calls on the source (one SQL statement each with the SQL loader).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.statements }, func(s *Stats) *int64 { return &s.Loader.Statements }},
+	{"loader", "keys", "Keys asked of the source.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadKeys }, func(s *Stats) *int64 { return &s.Loader.Keys }},
+	{"loader", "loaded", "Keys the source returned.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loaded }, func(s *Stats) *int64 { return &s.Loader.Loaded }},
+	{"loader", "not_found", "Keys the source does not have.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.notFound }, func(s *Stats) *int64 { return &s.Loader.NotFound }},
+	{"loader", "errors", "Failed Load calls.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadErrors }, func(s *Stats) *int64 { return &s.Loader.Errors }},
+	{"loader", "panics", "Loads that panicked.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.panics }, func(s *Stats) *int64 { return &s.Loader.Panics }},
+	{"loader", "waits", "Loads that waited for one of the concurrent loads allowed to end.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadWaits }, func(s *Stats) *int64 { return &s.Loader.Waits }},
+	{"loader", "shed", "Loads dropped after waiting the whole load timeout (overloaded).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadShed }, func(s *Stats) *int64 { return &s.Loader.Shed }},
+	{"loader", "rejected", "Loads the open breaker failed at once (source down).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.loadRejected }, func(s *Stats) *int64 { return &s.Loader.Rejected }},
+	{"loader", "trips", "Times the breaker opened.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.breakerTrips }, func(s *Stats) *int64 { return &s.Loader.Trips }},
+	{"fills", "done", "Flights that wrote their values into the tiers after answering.",
+		func(c *Cache) *atomic.Int64 { return &c.fills.done }, func(s *Stats) *int64 { return &s.Fills.Done }},
+	{"fills", "panics", "Fills a tier panicked in.",
+		func(c *Cache) *atomic.Int64 { return &c.fills.panics }, func(s *Stats) *int64 { return &s.Fills.Panics }},
+	{"", "gets", "Keys asked for through Get.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.gets }, func(s *Stats) *int64 { return &s.Gets }},
+	{"", "multi_keys", "Keys asked for through GetMulti.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.multiKeys }, func(s *Stats) *int64 { return &s.MultiKeys }},
+	{"", "flights", "Loads started below the top tier (singleflight leaders).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.flights }, func(s *Stats) *int64 { return &s.Flights }},
+	{"", "shared_waits", "Callers that joined a load another caller had started.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.sharedWaits }, func(s *Stats) *int64 { return &s.SharedWaits }},
+	{"", "stale_served", "Expired copies served because the source failed (stale-if-error).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.staleServed }, func(s *Stats) *int64 { return &s.StaleServed }},
+	{"", "invalidations", "Keys passed to Set and Delete.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.invalidations }, func(s *Stats) *int64 { return &s.Invalidations }},
+	{"lease", "requests", "Keys whose lease was asked for (again at every poll).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRequests }, func(s *Stats) *int64 { return &s.Leases.Requests }},
+	{"lease", "won", "Leases this process was given: it loaded the key for every process.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWon }, func(s *Stats) *int64 { return &s.Leases.Won }},
+	{"lease", "hits", "Lease requests answered with a value another process had filled.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseHits }, func(s *Stats) *int64 { return &s.Leases.Hits }},
+	{"lease", "waits", "Keys whose lease another process held while this one missed them.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWaits }, func(s *Stats) *int64 { return &s.Leases.Waits }},
+	{"lease", "wait_hits", "Waits the holder's fill answered.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseWaitHits }, func(s *Stats) *int64 { return &s.Leases.WaitHits }},
+	{"lease", "timeouts", "Waits that reached the wait limit; the key was then loaded here.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseTimeouts }, func(s *Stats) *int64 { return &s.Leases.Timeouts }},
+	{"lease", "polls", "Round trips spent waiting for another process's fill.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leasePolls }, func(s *Stats) *int64 { return &s.Leases.Polls }},
+	{"lease", "fills", "Values written into the top tier through a lease.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseFills }, func(s *Stats) *int64 { return &s.Leases.Fills }},
+	{"lease", "refused", "Fills refused because an invalidation came first.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRefused }, func(s *Stats) *int64 { return &s.Leases.Refused }},
+	{"lease", "released", "Leases given up after a failed load.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseReleased }, func(s *Stats) *int64 { return &s.Leases.Released }},
+	{"lease", "rejected", "Durable copies not served: loaded before the key's last invalidation.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRejected }, func(s *Stats) *int64 { return &s.Leases.Rejected }},
+	{"lease", "fallbacks", "Keys loaded with in-process singleflight only (lease unavailable).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseFallbacks }, func(s *Stats) *int64 { return &s.Leases.Fallbacks }},
+	{"lease", "markers", "Invalidation markers written by Set and Delete.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseMarkers }, func(s *Stats) *int64 { return &s.Leases.Markers }},
+	{"lease", "rejoins", "Callers that reloaded instead of joining a load older than their arrival.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.leaseRejoins }, func(s *Stats) *int64 { return &s.Leases.Rejoins }},
+	{"refresh", "early", "Hits that drew an early refresh.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshEarly }, func(s *Stats) *int64 { return &s.Refresh.Early }},
+	{"refresh", "stale_served", "Expired values answered within the stale-while-revalidate grace.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshStale }, func(s *Stats) *int64 { return &s.Refresh.StaleServed }},
+	{"refresh", "started", "Background refreshes begun.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshStarted }, func(s *Stats) *int64 { return &s.Refresh.Started }},
+	{"refresh", "done", "Background refreshes that wrote a new value.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshDone }, func(s *Stats) *int64 { return &s.Refresh.Done }},
+	{"refresh", "skipped", "Background refreshes another process was already doing.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshSkipped }, func(s *Stats) *int64 { return &s.Refresh.Skipped }},
+	{"refresh", "failed", "Background refreshes whose load or lease request failed.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshFailed }, func(s *Stats) *int64 { return &s.Refresh.Failed }},
+	{"refresh", "panics", "Background refreshes that panicked.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshPanics }, func(s *Stats) *int64 { return &s.Refresh.Panics }},
+	{"refresh", "throttled", "Refreshes not started: the concurrency limit was reached.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.refreshThrottled }, func(s *Stats) *int64 { return &s.Refresh.Throttled }},
+	{"warmup", "runs", "Warmups started.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmRuns }, func(s *Stats) *int64 { return &s.Warmup.Runs }},
+	{"warmup", "auto_runs", "Warmups started by a restart the top tier reported (automatic warmup).",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmAutoRuns }, func(s *Stats) *int64 { return &s.Warmup.AutoRuns }},
+	{"warmup", "restarts", "Server restarts or flushes the top tier reported.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmRestarts }, func(s *Stats) *int64 { return &s.Warmup.Restarts }},
+	{"warmup", "panics", "Panics recovered in automatic warmups.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmPanics }, func(s *Stats) *int64 { return &s.Warmup.Panics }},
+	{"warmup", "scanned", "Entries read from the durable tier by warmups.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmScanned }, func(s *Stats) *int64 { return &s.Warmup.Scanned }},
+	{"warmup", "sent", "Entries warmups handed to the tiers above.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmSent }, func(s *Stats) *int64 { return &s.Warmup.Sent }},
+	{"warmup", "written", "Entries warmups added to the tiers above.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmWritten }, func(s *Stats) *int64 { return &s.Warmup.Written }},
+	{"warmup", "skipped", "Entries warmups skipped: expired, negative or invalidated.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmSkipped }, func(s *Stats) *int64 { return &s.Warmup.Skipped }},
+	{"warmup", "present", "Entries warmups found already present above.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmPresent }, func(s *Stats) *int64 { return &s.Warmup.Present }},
+	{"warmup", "failed", "Entries warmups could not write.",
+		func(c *Cache) *atomic.Int64 { return &c.ctr.warmFailed }, func(s *Stats) *int64 { return &s.Warmup.Failed }},
 }
 
 type tierCounters struct {
 	hits, misses, errors, backfills atomic.Int64
 }
 
+// counters are the chain's live counters; chainCounters says where Stats
+// reports each. warmRunning is a level, reported as Warmup.Running.
 type counters struct {
 	gets, multiKeys, flights, sharedWaits, staleServed, invalidations atomic.Int64
 
@@ -241,81 +349,20 @@ type counters struct {
 // Stats returns a snapshot of the cache's counters, with each tier's own
 // counters when it reports them.
 func (c *Cache) Stats() Stats {
-	s := Stats{
-		Tiers: make([]TierStats, len(c.tiers)),
-		Loader: LoaderStats{
-			Statements: c.ctr.statements.Load(),
-			Keys:       c.ctr.loadKeys.Load(),
-			Loaded:     c.ctr.loaded.Load(),
-			NotFound:   c.ctr.notFound.Load(),
-			Errors:     c.ctr.loadErrors.Load(),
-			Panics:     c.ctr.panics.Load(),
-			Waits:      c.ctr.loadWaits.Load(),
-			Shed:       c.ctr.loadShed.Load(),
-			Rejected:   c.ctr.loadRejected.Load(),
-			Trips:      c.ctr.breakerTrips.Load(),
-		},
-		Fills: FillStats{
-			Pending: c.fills.pending.Load(),
-			Done:    c.fills.done.Load(),
-			Panics:  c.fills.panics.Load(),
-		},
-		Gets:          c.ctr.gets.Load(),
-		MultiKeys:     c.ctr.multiKeys.Load(),
-		Flights:       c.ctr.flights.Load(),
-		SharedWaits:   c.ctr.sharedWaits.Load(),
-		StaleServed:   c.ctr.staleServed.Load(),
-		Invalidations: c.ctr.invalidations.Load(),
-		Warmup: WarmupStats{
-			Running:  c.ctr.warmRunning.Load() > 0,
-			Runs:     c.ctr.warmRuns.Load(),
-			AutoRuns: c.ctr.warmAutoRuns.Load(),
-			Restarts: c.ctr.warmRestarts.Load(),
-			Panics:   c.ctr.warmPanics.Load(),
-			Scanned:  c.ctr.warmScanned.Load(),
-			Sent:     c.ctr.warmSent.Load(),
-			Written:  c.ctr.warmWritten.Load(),
-			Skipped:  c.ctr.warmSkipped.Load(),
-			Present:  c.ctr.warmPresent.Load(),
-			Failed:   c.ctr.warmFailed.Load(),
-		},
+	var s Stats
+	for _, def := range chainCounters {
+		*def.stat(&s) = def.live(c).Load()
 	}
-	s.Leases = LeaseStats{
-		Requests:  c.ctr.leaseRequests.Load(),
-		Won:       c.ctr.leaseWon.Load(),
-		Hits:      c.ctr.leaseHits.Load(),
-		Waits:     c.ctr.leaseWaits.Load(),
-		WaitHits:  c.ctr.leaseWaitHits.Load(),
-		Timeouts:  c.ctr.leaseTimeouts.Load(),
-		Polls:     c.ctr.leasePolls.Load(),
-		Fills:     c.ctr.leaseFills.Load(),
-		Refused:   c.ctr.leaseRefused.Load(),
-		Released:  c.ctr.leaseReleased.Load(),
-		Rejected:  c.ctr.leaseRejected.Load(),
-		Fallbacks: c.ctr.leaseFallbacks.Load(),
-		Markers:   c.ctr.leaseMarkers.Load(),
-		Rejoins:   c.ctr.leaseRejoins.Load(),
-	}
-	s.Refresh = RefreshStats{
-		Early:       c.ctr.refreshEarly.Load(),
-		StaleServed: c.ctr.refreshStale.Load(),
-		Started:     c.ctr.refreshStarted.Load(),
-		Done:        c.ctr.refreshDone.Load(),
-		Skipped:     c.ctr.refreshSkipped.Load(),
-		Failed:      c.ctr.refreshFailed.Load(),
-		Panics:      c.ctr.refreshPanics.Load(),
-		Throttled:   c.ctr.refreshThrottled.Load(),
-	}
+	s.Fills.Pending = c.fills.pending.Load()
+	s.Warmup.Running = c.ctr.warmRunning.Load() > 0
 	if r := c.lastRun.Load(); r != nil {
 		s.Warmup.Last = r.progress()
 	}
+	s.Tiers = make([]TierStats, len(c.tiers))
 	for i, t := range c.tiers {
-		ts := TierStats{
-			Name:      t.name,
-			Hits:      t.ctr.hits.Load(),
-			Misses:    t.ctr.misses.Load(),
-			Errors:    t.ctr.errors.Load(),
-			Backfills: t.ctr.backfills.Load(),
+		ts := TierStats{Name: t.name}
+		for _, def := range tierCounterDefs {
+			*def.stat(&ts) = def.live(&t.ctr).Load()
 		}
 		if cr, ok := t.tier.(Counter); ok {
 			ts.Counters = cr.Counters()

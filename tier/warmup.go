@@ -171,7 +171,7 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 			}
 		}
 	}
-	err := ba.AddBulk(ctx, entries, func(key string, err error) {
+	err := top.addBulk(ctx, ba, entries, func(key string, err error) {
 		switch {
 		case errors.Is(err, ErrNotStored):
 			run.present.add(1)
@@ -187,7 +187,7 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 		// remove the marker, so memcached is left alone.
 		if c.gens.current(key) != gens[c.gens.index(key)] {
 			if c.leaser == nil {
-				if derr := top.tier.Delete(undoCtx, key); derr != nil {
+				if derr := top.delete(undoCtx, key); derr != nil {
 					top.ctr.errors.Add(1)
 				}
 			}

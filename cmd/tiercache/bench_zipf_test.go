@@ -21,33 +21,12 @@ early_refresh: 1
 stale_while_revalidate: 1s
 `
 
-// newZipfRig is newRig with generous memcached timeouts: the workers are
-// race-detector processes sharing a small machine, and a memcached
-// operation that times out is a miss, a failed invalidation and a node
-// marked down, which these tests are not about.
-func newZipfRig(t *testing.T, rows int, extra string) *rig {
-	t.Helper()
-	r := newRig(t, rows, extra)
-	cfg, err := os.ReadFile(r.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched := strings.Replace(string(cfg), "  ttl: 10m\n", "  ttl: 10m\n  timeout: 10s\n  failure_limit: 1000000\n", 1)
-	if patched == string(cfg) {
-		t.Fatalf("no memcached ttl to put the timeout after in\n%s", cfg)
-	}
-	if err := os.WriteFile(r.config, []byte(patched), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // TestBenchZipf runs the zipf scenario end to end, two worker processes
 // against real servers, and checks the report's structure: the variants in
 // their columns, phases alternating, counters that must agree whatever the
 // machine's speed.
 func TestBenchZipf(t *testing.T) {
-	r := newZipfRig(t, 200, leasesConfig)
+	r := newRig(t, 200, leasesConfig)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	out := mustCLI(t, exitOK, "", "bench", "-c", r.config, "--json", "zipf", "--procs", "2", "--concurrency", "3",
@@ -135,7 +114,7 @@ func checkNoWorkerGoroutines(t *testing.T) {
 // TestBenchZipfText checks the text report and --keep-durable: one
 // process per variant file, kept where it says.
 func TestBenchZipfText(t *testing.T) {
-	r := newZipfRig(t, 50, "")
+	r := newRig(t, 50, "")
 	dir := t.TempDir()
 	code, out, errOut := cli(t, "", "bench", "-c", r.config, "zipf", "--procs", "1", "--concurrency", "2", "--keys", "50",
 		"--phase", "500ms", "--settle", "100ms", "--duration", "3s", "--variants", "leases+swr,off,configured",
@@ -160,7 +139,7 @@ func TestBenchZipfText(t *testing.T) {
 // TestBenchZipfInterrupted cancels a run in its first phase: the command
 // fails, and no worker process outlives it.
 func TestBenchZipfInterrupted(t *testing.T) {
-	r := newZipfRig(t, 50, leasesConfig)
+	r := newRig(t, 50, leasesConfig)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	ctx, cancel := context.WithCancel(context.Background())

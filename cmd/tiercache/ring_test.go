@@ -82,7 +82,7 @@ func TestRingMatchesTheMemcachedTier(t *testing.T) {
 		{"hash tag alone", []memcached.Option{memcached.WithHashTag("{}")}, []string{"--hash-tag", "{}"}},
 	}
 	for _, c := range cases {
-		mc, err := memcached.New(specs, c.opts...)
+		mc, err := memcached.New(specs, append(c.opts, memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit))...)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -124,6 +124,7 @@ func TestRingMatchesNutcracker(t *testing.T) {
 	}
 	keys := ringKeys()
 	client := memcache.New(proxy.Addr)
+	client.Timeout = testenv.Timeout
 	defer client.Close()
 	for _, k := range keys {
 		if err := client.Set(&memcache.Item{Key: k, Value: []byte("x")}); err != nil {

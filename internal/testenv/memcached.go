@@ -141,7 +141,7 @@ func (s *MemcachedServer) start() error {
 	if err != nil {
 		return err
 	}
-	if err := proc.waitReady(10*time.Second, s.ping); err != nil {
+	if err := proc.waitReady(startTimeout, s.ping); err != nil {
 		return err
 	}
 	s.mu.Lock()

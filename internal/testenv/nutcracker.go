@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // NutcrackerServer is a nutcracker (twemproxy) owned by one test.
@@ -86,7 +85,7 @@ func Nutcracker(t testing.TB, yamlConfig string) *NutcrackerServer {
 			t.Fatal(err)
 		}
 		proc.logPath = filepath.Join(dir, "nutcracker.log")
-		err = proc.waitReady(10*time.Second, func() error {
+		err = proc.waitReady(startTimeout, func() error {
 			for _, addr := range append([]string{s.StatsAddr}, s.Addrs...) {
 				if err := dialable(addr); err != nil {
 					return err

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tiercache/tiercache/internal/clocktest"
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -73,18 +74,9 @@ func sameEntry(got, want tier.Entry) bool {
 		got.Expires.Equal(want.Expires.Truncate(time.Millisecond))
 }
 
-// waitFor polls cond until it holds or a generous deadline passes; the
-// background goroutines are asynchronous, but nothing here waits on TTLs.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// waitFor waits for the background goroutines (testenv.WaitFor); nothing
+// here waits on TTLs.
+var waitFor = testenv.WaitFor
 
 // onDisk reads key straight from the file, bypassing the overlay.
 func onDisk(t testing.TB, s *Store, key string) (tier.Entry, bool) {

@@ -175,7 +175,16 @@ func TestFakeServerWrongKey(t *testing.T) {
 // Close closes its connection.
 func TestCloseAbortsInFlight(t *testing.T) {
 	t.Parallel()
-	fs := startFakeServer(t, func(c net.Conn, r *bufio.Reader) { io.Copy(io.Discard, r) })
+	requested := make(chan struct{}, 1)
+	fs := startFakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		if _, err := r.ReadString('\n'); err == nil {
+			select {
+			case requested <- struct{}{}:
+			default:
+			}
+		}
+		io.Copy(io.Discard, r)
+	})
 	tr, err := New([]string{fs.addr}, WithTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -185,8 +194,7 @@ func TestCloseAbortsInFlight(t *testing.T) {
 		_, err := tr.Get(context.Background(), "k")
 		done <- err
 	}()
-	<-fs.accepted
-	time.Sleep(10 * time.Millisecond) // let the Get write its request
+	<-requested // the Get is waiting for its reply
 	tr.Close()
 	select {
 	case err := <-done:

@@ -16,17 +16,6 @@ import (
 // that a node comes back quickly, but long against a loopback round trip.
 const testRetry = 200 * time.Millisecond
 
-// waitFor polls cond until it holds. The bound only guards against a hang;
-// the tests assert on counts, never on how long something took.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after 10s", what)
-		}
-	}
-}
-
 // nodeStats returns the stats of the node at addr.
 func nodeStats(t *testing.T, tr *Tier, addr string) tier.NodeStats {
 	t.Helper()
@@ -102,7 +91,7 @@ func TestNodeDownAndBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	a, b := testenv.Memcached(t), testenv.Memcached(t)
-	tr, err := New([]string{a.Addr, b.Addr}, WithTimeout(100*time.Millisecond), WithRetryTimeout(testRetry))
+	tr, err := New([]string{a.Addr, b.Addr}, WithTimeout(testenv.Timeout), WithRetryTimeout(testRetry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +240,7 @@ func TestAutoEject(t *testing.T) {
 	nodes := []*testenv.MemcachedServer{testenv.Memcached(t), testenv.Memcached(t), testenv.Memcached(t)}
 	addrs := []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}
 	const ttlCap = 5 * time.Second
-	tr, err := New(addrs, WithTimeout(100*time.Millisecond), WithRetryTimeout(testRetry),
+	tr, err := New(addrs, WithTimeout(testenv.Timeout), WithRetryTimeout(testRetry),
 		WithAutoEject(true), WithEjectedTTLCap(ttlCap))
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +297,7 @@ func TestGetMultiSkipsDownNode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	a, b := testenv.Memcached(t), testenv.Memcached(t)
-	tr, err := New([]string{a.Addr, b.Addr}, WithTimeout(100*time.Millisecond), WithRetryTimeout(time.Hour))
+	tr, err := New([]string{a.Addr, b.Addr}, WithTimeout(testenv.Timeout), WithRetryTimeout(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

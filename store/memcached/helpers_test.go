@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/testenv"
 )
 
 // TestMain fails the run if a goroutine of this package, of its wire
@@ -152,6 +154,27 @@ func hungTier(t *testing.T) (tr *Tier, addr string) {
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr, fs.addr
+}
+
+// waitFor waits on the Tier's goroutines (testenv.WaitFor). The bound
+// only guards against a hang; the tests assert on counts, never on how
+// long something took.
+var waitFor = testenv.WaitFor
+
+// patient puts before opts the settings of a correctness test on a busy
+// machine (testenv.Timeout, testenv.FailureLimit), so that a healthy
+// server slow to be scheduled is not taken for a failing one. A test that
+// sets its own timeout is about faults: it keeps the production failure
+// limit too, unless it sets its own.
+func patient(opts ...Option) []Option {
+	c := defaultConfig()
+	for _, o := range opts {
+		_ = o(&c)
+	}
+	if c.timeout != DefaultTimeout {
+		return opts
+	}
+	return append([]Option{WithTimeout(testenv.Timeout), WithFailureLimit(testenv.FailureLimit)}, opts...)
 }
 
 // openConns returns how many connections tr has open to its nodes.

@@ -21,7 +21,7 @@ import (
 func newTestTier(t *testing.T, opts ...Option) (*Tier, *testenv.MemcachedServer) {
 	t.Helper()
 	mc := testenv.Memcached(t)
-	tr, err := New([]string{mc.Addr}, opts...)
+	tr, err := New([]string{mc.Addr}, patient(opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,13 +316,13 @@ func TestItemOverhead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mc := testenv.Memcached(t)
-	exact, err := New([]string{mc.Addr})
+	exact, err := New([]string{mc.Addr}, patient()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer exact.Close()
 	// A Tier that believes the limit is higher sends what the server refuses.
-	lax, err := New([]string{mc.Addr}, WithMaxItemSize(2<<20))
+	lax, err := New([]string{mc.Addr}, patient(WithMaxItemSize(2<<20))...)
 	if err != nil {
 		t.Fatal(err)
 	}

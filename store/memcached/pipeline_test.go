@@ -220,7 +220,7 @@ func TestAddBulkSpreadsOverNodes(t *testing.T) {
 		t.Run(string(p), func(t *testing.T) {
 			t.Parallel()
 			a, b := testenv.Memcached(t), testenv.Memcached(t)
-			tr, err := New([]string{a.Addr, b.Addr}, WithLeaseProtocol(p))
+			tr, err := New([]string{a.Addr, b.Addr}, patient(WithLeaseProtocol(p))...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -108,7 +108,7 @@ func TestRestartOfNodeMarkedDown(t *testing.T) {
 func TestRestartOwnsTheNodesKeys(t *testing.T) {
 	t.Parallel()
 	a, b := testenv.Memcached(t), testenv.Memcached(t)
-	tr, err := New([]string{a.Addr, b.Addr}, WithRestartDetection(testDetect))
+	tr, err := New([]string{a.Addr, b.Addr}, patient(WithRestartDetection(testDetect))...)
 	if err != nil {
 		t.Fatal(err)
 	}
