@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,11 +18,10 @@ import (
 // machine; a correct server answers in microseconds.
 const ioTimeout = 20 * time.Second
 
-// startServer serves router on a loopback port until the test ends, and
-// checks then that Shutdown leaves no goroutine behind.
+// startServer serves router on a loopback port until the test ends.
+// TestMain checks that the servers' Shutdowns leave no goroutine behind.
 func startServer(t *testing.T, router *Router, opts ...Option) (*Server, string) {
 	t.Helper()
-	before := runtime.NumGoroutine()
 	srv, err := New(router, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -40,24 +41,43 @@ func startServer(t *testing.T, router *Router, opts ...Option) (*Server, string)
 		if err := <-served; err != ErrServerClosed {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
-		waitGoroutines(t, before)
 	})
 	return srv, ln.Addr().String()
 }
 
-// waitGoroutines fails the test when the goroutines do not come back to
-// at most n (the ones of the Go runtime's network poller take a moment).
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d goroutines left, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-			return
+// TestMain runs the tests, then fails the run when goroutines of this
+// package's code are still alive once every server has shut down. The
+// check runs after all tests rather than per test: parallel tests each
+// have servers of their own, so a count taken during one test includes
+// the others'.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if left := serverGoroutines(ioTimeout); left != "" {
+			fmt.Fprintf(os.Stderr, "goroutines of the server left after every test:\n%s", left)
+			code = 1
 		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
+	}
+	os.Exit(code)
+}
+
+// serverGoroutines waits up to d for every goroutine running this
+// package's non-test code to end, and returns the stacks of those left.
+func serverGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var left []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "tiercache/serve.") && !strings.Contains(g, "serve.serverGoroutines") && !strings.Contains(g, "_test.go") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return strings.Join(left, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
