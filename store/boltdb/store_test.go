@@ -266,13 +266,15 @@ func putRaw(t *testing.T, s *Store, key string, raw []byte) {
 	}
 }
 
+// TestBadEnvelope stores a record whose checksum is right around bytes
+// that are not an envelope: a bug, not damage, reported as such.
 func TestBadEnvelope(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	mustSet(t, s, "good", value("fine"))
 	mustFlush(t, s)
-	putRaw(t, s, "garbage", []byte{0xde, 0xad})
+	putRaw(t, s, "garbage", frameRecord([]byte("garbage"), []byte{0xde, 0xad}))
 
 	if _, err := s.Get(ctx, "garbage"); !errors.Is(err, tier.ErrBadEnvelope) {
 		t.Fatalf("Get(garbage) = %v, want ErrBadEnvelope", err)
@@ -309,7 +311,8 @@ func TestAdd(t *testing.T) {
 	mustSet(t, s, "expired on disk", expired)
 	mustSet(t, s, "deleted", value("old"))
 	mustFlush(t, s)
-	putRaw(t, s, "garbage", []byte("not an envelope"))
+	putRaw(t, s, "garbage", frameRecord([]byte("garbage"), []byte("not an envelope")))
+	putRaw(t, s, "damaged", []byte("fails its checksum"))
 	mustSet(t, s, "pending", value("queued"))
 	mustSet(t, s, "expired pending", expired)
 	if err := s.Delete(ctx, "deleted"); err != nil {
@@ -321,26 +324,31 @@ func TestAdd(t *testing.T) {
 		want      string
 	}{
 		{"absent key is stored", "absent", nil, "added"},
-		{"entry on disk is kept", "on disk", tier.ErrNotStored, "old"},
+		{"entry on disk is kept", "on disk", nil, "old"},
 		{"pending value is kept", "pending", tier.ErrNotStored, "queued"},
 		{"pending delete counts as absent", "deleted", nil, "added"},
 		{"expired entry on disk is replaced", "expired on disk", nil, "added"},
 		{"expired pending value is replaced", "expired pending", nil, "added"},
 		{"garbage record is replaced", "garbage", nil, "added"},
+		{"damaged record is replaced", "damaged", nil, "added"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := s.Add(ctx, tc.key, value("added")); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Add = %v, want %v", err, tc.wantErr)
 			}
-			got, err := s.Get(ctx, tc.key)
-			if err != nil || string(got.Value) != tc.want {
-				t.Fatalf("Get after Add = %q, %v; want %q", got.Value, err, tc.want)
-			}
 		})
 	}
 	mustFlush(t, s)
-	for _, k := range []string{"absent", "deleted", "expired on disk", "expired pending", "garbage"} {
+	for _, tc := range cases {
+		if got, err := s.Get(ctx, tc.key); err != nil || string(got.Value) != tc.want {
+			t.Errorf("%s: Get after Add and Flush = %q, %v; want %q", tc.name, got.Value, err, tc.want)
+		}
+	}
+	if n := s.Counters()["adds_present"]; n != 1 {
+		t.Errorf("adds_present = %d, want 1 (the entry on disk)", n)
+	}
+	for _, k := range []string{"absent", "deleted", "expired on disk", "expired pending", "garbage", "damaged"} {
 		if e, ok := onDisk(t, s, k); !ok || string(e.Value) != "added" {
 			t.Errorf("%s: disk holds %q, %v after Add; want added", k, e.Value, ok)
 		}
