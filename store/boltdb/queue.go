@@ -37,10 +37,10 @@ type writeQueue struct {
 	// forgotten is the end of the newest failure dropped from failures
 	// to bound it; a Flush that began before it reports a failure.
 	forgotten uint64
-	urgent   bool // someone waits on the writer: do not wait for a full batch
-	closed   bool // no more writes are admitted
-	stopped  bool // the writer has exited
-	changed  chan struct{}
+	urgent    bool // someone waits on the writer: do not wait for a full batch
+	closed    bool // no more writes are admitted
+	stopped   bool // the writer has exited
+	changed   chan struct{}
 
 	// wake tells the writer there is work. It has room for one signal, so
 	// signalling never blocks and a signal sent while the writer is busy
