@@ -474,3 +474,39 @@ func TestFileTruncatedUnderneath(t *testing.T) {
 		t.Error("the fault was not counted in panics")
 	}
 }
+
+// TestAddsUnderCommitsAllLand adds distinct keys from many goroutines
+// while the writer commits small batches as fast as it can, into a queue
+// far smaller than the keys: every Add returns nil, waiting for room when
+// it must, and every key is in the file afterwards. Nothing Add accepted
+// vanishes, whatever commits under it.
+func TestAddsUnderCommitsAllLand(t *testing.T) {
+	t.Parallel()
+	const workers, per = 8, 2000
+	ctx := context.Background()
+	s := openTest(t, WithFlushInterval(0), WithBatchSize(64), WithQueueSize(256), WithNoSync(true))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				if err := s.Add(ctx, fmt.Sprintf("w%d-%d", w, i), value("v")); err != nil {
+					t.Errorf("Add: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mustFlush(t, s)
+	missing := 0
+	for w := range workers {
+		for i := range per {
+			if _, ok := onDisk(t, s, fmt.Sprintf("w%d-%d", w, i)); !ok {
+				missing++
+			}
+		}
+	}
+	if c := s.Counters(); missing > 0 || c["dropped"] != 0 {
+		t.Errorf("%d of %d added keys missing from the file, dropped %d", missing, workers*per, c["dropped"])
+	}
+}
