@@ -20,8 +20,8 @@
 //
 // # Writes are behind the caller
 //
-// Set, Add and Delete never wait for the disk. They put the write in a
-// bounded queue and in an overlay that Get, GetMulti and Scan consult
+// Set, Add and Delete do not wait for the disk unless the queue is full.
+// They put the write in a bounded queue and in an overlay that Get, GetMulti and Scan consult
 // first, so a write, and above all a delete, is visible at once. One
 // goroutine drains the queue, applying a batch of writes in one bbolt
 // transaction: one commit, one fsync, for up to WithBatchSize writes. Two
