@@ -15,6 +15,7 @@ import (
 var (
 	_ tier.Tier        = (*Store)(nil)
 	_ tier.Adder       = (*Store)(nil)
+	_ tier.BulkAdder   = (*Store)(nil)
 	_ tier.MultiGetter = (*Store)(nil)
 	_ tier.Scanner     = (*Store)(nil)
 	_ tier.Counter     = (*Store)(nil)

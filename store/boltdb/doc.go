@@ -11,7 +11,7 @@
 //	if err != nil { ... }
 //	defer disk.Close()
 //
-// A Store implements tier.Tier, tier.Adder, tier.MultiGetter (one read
+// A Store implements tier.Tier, tier.Adder, tier.BulkAdder, tier.MultiGetter (one read
 // transaction for the whole batch), tier.Scanner and tier.HotScanner (for
 // warmup), tier.Sized and tier.Counter. Each entry is stored as its tier envelope, so its absolute
 // expiry travels with it. Get returns entries whether or not they have

@@ -510,3 +510,56 @@ func TestAddsUnderCommitsAllLand(t *testing.T) {
 		t.Errorf("%d of %d added keys missing from the file, dropped %d", missing, workers*per, c["dropped"])
 	}
 }
+
+// AddBulk waits for room while its context lets it, reports every entry
+// it took to done, and stops when the context ends.
+func TestAddBulk(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, WithQueueSize(3))
+	entries := func(yield func(string, tier.Entry) bool) {
+		for i := range 10 {
+			if !yield(fmt.Sprint("k", i), value("v")) {
+				return
+			}
+		}
+	}
+	// Stall the writer: it waits for bbolt's writer lock, held here.
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var order []string
+	results := map[string]error{}
+	record := func(k string, err error) { order = append(order, k); results[k] = err }
+	err = s.AddBulk(ctx, entries, record)
+	_ = tx.Rollback()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AddBulk into a stalled queue of 3 = %v, want DeadlineExceeded", err)
+	}
+	last := order[len(order)-1]
+	if len(order) == 10 || !errors.Is(results[last], ErrQueueFull) {
+		t.Fatalf("AddBulk took %v, the last with %v; want it stopped at one refused with ErrQueueFull", order, results[last])
+	}
+	for _, k := range order[:len(order)-1] {
+		if results[k] != nil {
+			t.Errorf("%s before the queue filled: %v", k, results[k])
+		}
+	}
+	clear(results)
+	if err := s.AddBulk(context.Background(), entries, func(k string, err error) { results[k] = err }); err != nil {
+		t.Fatalf("AddBulk once the writer runs = %v", err)
+	}
+	for k, err := range results {
+		if err != nil && !errors.Is(err, tier.ErrNotStored) {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	mustFlush(t, s)
+	for i := range 10 {
+		if _, ok := onDisk(t, s, fmt.Sprint("k", i)); !ok {
+			t.Errorf("k%d not in the file", i)
+		}
+	}
+}

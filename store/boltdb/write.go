@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/tiercache/tiercache/tier"
@@ -77,6 +78,27 @@ func (s *Store) Add(ctx context.Context, key string, e tier.Entry) error {
 	case setDropped:
 		s.stats.dropped.Add(1)
 		return fmt.Errorf("boltdb: add %.64q: value not written: %w: %w", key, ErrQueueFull, ctx.Err())
+	}
+	return nil
+}
+
+// AddBulk implements tier.BulkAdder: it adds every entry entries yields,
+// as Add does, calling done with Add's result for each, and returns early
+// with ctx's error when ctx ends (done has then been called for the entry
+// that found the queue full), or with an error wrapping tier.ErrClosed.
+// It is how a producer that fills the durable tier in the background
+// (a backfiller, a bulk load) gets back-pressure: it waits while the queue
+// is full instead of losing entries, and stops when its ctx says so.
+func (s *Store) AddBulk(ctx context.Context, entries iter.Seq2[string, tier.Entry], done func(key string, err error)) error {
+	for key, e := range entries {
+		err := s.Add(ctx, key, e)
+		done(key, err)
+		switch {
+		case errors.Is(err, tier.ErrClosed):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
 	}
 	return nil
 }
