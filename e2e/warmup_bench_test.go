@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/store/memcached"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -26,7 +27,9 @@ import (
 //	bash scripts/with-services.sh go test -run '^$' -bench WarmupVsRawStream -benchtime 3x -timeout 60m ./e2e/
 func BenchmarkWarmupVsRawStream(b *testing.B) {
 	const n = 1_000_000
-	cs := newColdStart(b, n, 10, nil)
+	// Timeouts and failure limits far above a loaded machine's stalls: a
+	// benchmark that compares rates must not lose adds to them.
+	cs := newColdStart(b, n, 10, nil, memcached.WithTimeout(10*time.Second), memcached.WithFailureLimit(1000))
 	ctx := context.Background()
 	ttl := int64((10 * time.Minute) / time.Second)
 
@@ -77,7 +80,7 @@ func BenchmarkWarmupVsRawStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		if st.Last.Written != int64(n) {
-			b.Fatalf("warmup wrote %d of %d entries: %+v", st.Last.Written, n, st.Last)
+			b.Errorf("warmup wrote %d of %d entries: %+v", st.Last.Written, n, st.Last)
 		}
 		warm = append(warm, float64(st.Last.Written)/st.Last.Elapsed.Seconds())
 		ratio = append(ratio, warm[run]/raw[run])
