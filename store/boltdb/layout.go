@@ -226,7 +226,13 @@ func openLayout(tx *bolt.Tx) (*layout, error) {
 
 // put stores record under k and makes k the newest entry in the age index.
 func (l *layout) put(k, record []byte) error {
-	if old := l.entries.Get(k); old != nil {
+	return l.replace(k, l.entries.Get(k), record)
+}
+
+// replace is put for a caller that has looked k up already: old is what
+// entries holds for k, nil for nothing.
+func (l *layout) replace(k, old, record []byte) error {
+	if old != nil {
 		l.totals.entries--
 		l.totals.bytes -= recordSize(k, old)
 	}

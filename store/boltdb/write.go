@@ -70,7 +70,7 @@ func (s *Store) Add(ctx context.Context, key string, e tier.Entry) error {
 		return err
 	}
 	now := s.opts.clock.Now()
-	switch s.q.add(ctx, key, record, func(p pendingWrite) bool { return s.live(key, p.record, now) }) {
+	switch s.q.add(ctx, key, record, func(p pendingWrite) bool { return s.live([]byte(key), p.record, now) }) {
 	case setClosed:
 		return errClosed
 	case setPresent:
@@ -103,14 +103,22 @@ func (s *Store) AddBulk(ctx context.Context, entries iter.Seq2[string, tier.Entr
 	return nil
 }
 
-// live reports whether record, stored for key, is an entry Add must not
-// replace at now: a sound record of an envelope that has not expired. nil,
-// for a pending delete or a missing key, is not live.
-func (s *Store) live(key string, record []byte, now time.Time) bool {
+// live reports whether record, stored for key (its user form), is an
+// entry Add must not replace at now: a sound record of an envelope that has
+// not expired. nil, for a pending delete or a missing key, is not live. It
+// decodes without copying the value, which it does not return.
+func (s *Store) live(key, record []byte, now time.Time) bool {
 	if record == nil {
 		return false
 	}
-	e, err := s.decode([]byte(key), record)
+	env := record
+	if !s.legacy {
+		var ok bool
+		if env, ok = checkRecord(key, record); !ok {
+			return false
+		}
+	}
+	e, err := tier.DecodeEntry(env)
 	return err == nil && !e.Expired(now)
 }
 

@@ -179,13 +179,13 @@ func (s *Store) commit(writes []write, touches []string) (err error) {
 				}
 				scrubbed++
 				continue
-			case opAdd:
-				if old := l.entries.Get(k); old != nil && s.live(w.key, old, now) {
-					present++
-					continue
-				}
 			}
-			if err := l.put(k, w.record); err != nil {
+			old := l.entries.Get(k)
+			if w.op == opAdd && old != nil && s.live(k[1:], old, now) {
+				present++
+				continue
+			}
+			if err := l.replace(k, old, w.record); err != nil {
 				return fmt.Errorf("put %.64q: %w", w.key, err)
 			}
 			puts++
