@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/store/memcached"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -23,7 +24,9 @@ import (
 func TestWarmupUnderWritesRestoresEveryOtherKey(t *testing.T) {
 	t.Parallel()
 	const n, writes = 20_000, 5_000
-	cs := newColdStart(t, n, 0, nil)
+	// Generous timeouts: the test is about which keys come back, not about
+	// a loaded machine's stalls.
+	cs := newColdStart(t, n, 0, nil, memcached.WithTimeout(10*time.Second), memcached.WithFailureLimit(1000))
 	ctx := context.Background()
 
 	last := make(map[int]string, writes) // key → value of its last write, "" for a delete
