@@ -42,8 +42,9 @@ func coldStartValue(i int) []byte { return value(i, 100) }
 // newColdStart builds the file with n entries, then the chain, warming
 // memcached by itself after a restart with autoWarmup unless it is nil.
 // Every hotEvery-th key is written a second time after all the others,
-// which makes those keys the most recently used (0: no hot set).
-func newColdStart(tb testing.TB, n, hotEvery int, autoWarmup []tier.WarmupOption) *coldStart {
+// which makes those keys the most recently used (0: no hot set). mcOpts
+// are added to the memcached tier's options.
+func newColdStart(tb testing.TB, n, hotEvery int, autoWarmup []tier.WarmupOption, mcOpts ...memcached.Option) *coldStart {
 	tb.Helper()
 	cs := &coldStart{mc: testenv.Memcached(tb, testenv.WithMemoryMB(512)), db: testenv.MySQL(tb), n: n}
 	mustExec(tb, cs.db.DB, "CREATE TABLE articles (id VARBINARY(64) NOT NULL PRIMARY KEY, body BLOB NOT NULL)")
@@ -51,8 +52,8 @@ func newColdStart(tb testing.TB, n, hotEvery int, autoWarmup []tier.WarmupOption
 	buildDurable(tb, path, n, hotEvery)
 
 	var err error
-	cs.mcTier, err = memcached.New([]string{cs.mc.Addr}, memcached.WithRestartDetection(50*time.Millisecond),
-		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit))
+	cs.mcTier, err = memcached.New([]string{cs.mc.Addr}, append([]memcached.Option{memcached.WithRestartDetection(50 * time.Millisecond),
+		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit)}, mcOpts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

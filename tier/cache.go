@@ -172,6 +172,14 @@ func (c *Cache) checkKey(key string) error {
 // when Set began will not overwrite it. A tier too small for the value
 // drops its old copy instead, which is not an error. The returned error
 // names every tier that failed; the others hold the new value.
+//
+// A tier that writes behind the caller (the bbolt tier) holds the value
+// once it is queued, and Set waits, for as long as ctx allows, for room
+// in a full queue: nil means every tier took the value. When ctx ends
+// first, that tier's error (wrapping boltdb.ErrQueueFull and ctx's error)
+// is among those returned, and that tier holds no copy of the new value;
+// it has queued a delete of its older copy instead, unless its error says
+// the older copy may remain.
 func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 	if err := c.checkKey(key); err != nil {
 		return fmt.Errorf("tier: set: %w", err)

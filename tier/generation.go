@@ -2,6 +2,7 @@ package tier
 
 import (
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 )
 
@@ -29,6 +30,12 @@ type generations struct {
 	seed    maphash.Seed
 	stripes [generationStripes]atomic.Uint64
 	active  [generationStripes]atomic.Int32
+
+	// watching counts the watches open, so that invalidations look at
+	// watchMu only while a warmup runs.
+	watching atomic.Int32
+	watchMu  sync.Mutex
+	watches  map[*invalidationWatch]struct{}
 }
 
 func newGenerations() *generations {
@@ -41,14 +48,86 @@ func (g *generations) index(key string) uint64 {
 
 func (g *generations) stripe(key string) *atomic.Uint64 { return &g.stripes[g.index(key)] }
 
-// snapshot records every stripe's generation, so that a long job (warmup)
-// can tell which keys were invalidated after it began.
-func (g *generations) snapshot() *[generationStripes]uint64 {
-	var s [generationStripes]uint64
-	for i := range g.stripes {
-		s[i] = g.stripes[i].Load()
+// maxWatched bounds the keys one watch remembers: past it, the watch
+// falls back to the stripes, which costs skipped stripe-mates, never a
+// missed invalidation.
+const maxWatched = 1 << 20
+
+// invalidationWatch records the keys invalidated while a long job (a
+// warmup) runs, so that it skips exactly those keys and not the others
+// sharing their stripes. It is safe for concurrent use.
+type invalidationWatch struct {
+	g        *generations
+	mu       sync.Mutex
+	keys     map[string]struct{}
+	overflow bool
+	// stripes are the generations when the watch began, for the keys
+	// that overflow.
+	stripes [generationStripes]uint64
+}
+
+// watch starts recording invalidations. Every invalidation that begins or
+// ends after watch returns is recorded; stop ends it.
+func (g *generations) watch() *invalidationWatch {
+	w := &invalidationWatch{g: g, keys: make(map[string]struct{})}
+	g.watchMu.Lock()
+	if g.watches == nil {
+		g.watches = make(map[*invalidationWatch]struct{})
 	}
-	return &s
+	g.watches[w] = struct{}{}
+	g.watching.Add(1)
+	g.watchMu.Unlock()
+	for i := range g.stripes {
+		w.stripes[i] = g.stripes[i].Load()
+	}
+	return w
+}
+
+// stop ends the watch.
+func (w *invalidationWatch) stop() {
+	w.g.watchMu.Lock()
+	defer w.g.watchMu.Unlock()
+	if _, ok := w.g.watches[w]; ok {
+		delete(w.g.watches, w)
+		w.g.watching.Add(-1)
+	}
+}
+
+// invalidated reports whether key was invalidated since the watch began.
+// An invalidation in progress when it began counts once it ends.
+func (w *invalidationWatch) invalidated(key string) bool {
+	w.mu.Lock()
+	_, ok := w.keys[key]
+	overflow := w.overflow
+	w.mu.Unlock()
+	if ok || !overflow {
+		return ok
+	}
+	i := w.g.index(key)
+	return w.g.stripes[i].Load() != w.stripes[i]
+}
+
+func (w *invalidationWatch) add(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.keys) >= maxWatched {
+		w.overflow = true
+		return
+	}
+	w.keys[key] = struct{}{}
+}
+
+// record tells every open watch that key is being invalidated, before the
+// stripe moves.
+func (g *generations) record(key string) {
+	if g.watching.Load() == 0 {
+		return
+	}
+	g.watchMu.Lock()
+	defer g.watchMu.Unlock()
+	for w := range g.watches {
+		w.add(key)
+	}
 }
 
 // current returns key's generation.
@@ -60,6 +139,7 @@ func (g *generations) bump(key string) { g.stripe(key).Add(1) }
 // begin starts an invalidation of key: it voids the loads in flight and
 // holds every backfill of key off until end.
 func (g *generations) begin(key string) {
+	g.record(key)
 	i := g.index(key)
 	g.active[i].Add(1)
 	g.stripes[i].Add(1)
@@ -68,6 +148,7 @@ func (g *generations) begin(key string) {
 // end finishes an invalidation begun with begin: it voids the loads that
 // began meanwhile.
 func (g *generations) end(key string) {
+	g.record(key)
 	i := g.index(key)
 	g.stripes[i].Add(1)
 	g.active[i].Add(-1)

@@ -101,7 +101,8 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 		}
 	}()
 
-	gens := c.gens.snapshot()
+	gens := c.gens.watch()
+	defer gens.stop()
 	var err error
 	if ba, ok := c.tiers[0].tier.(BulkAdder); ok && p.above == 1 {
 		err = c.warmBulk(ctx, p, run, scan, ba, gens)
@@ -119,10 +120,13 @@ func (c *Cache) warm(ctx context.Context, p warmPlan) (WarmupStats, error) {
 
 // candidates scans the durable tier and yields what a warmup should send:
 // the live, positive entries of the keys p.owns, not invalidated since gens
-// was taken, at p's rate. It counts what it reads in run, and leaves the
+// began, at p's rate. It counts what it reads in run, and leaves the
 // scan's error in *errp. The yielded value may be reused once yield
-// returns.
-func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64, errp *error) iter.Seq2[string, Entry] {
+// returns. When gen is not nil, it holds during each yield the key's
+// generation as read before the key was checked against gens: an
+// invalidation after the check moves it, so a backfill checked against it
+// can never write a value older than a Delete that returned.
+func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *invalidationWatch, gen *uint64, errp *error) iter.Seq2[string, Entry] {
 	return func(yield func(string, Entry) bool) {
 		pace := newPacer(p.cfg.rate, p.cfg.burst)
 		now, scanned := c.clock.Now(), 0
@@ -134,7 +138,10 @@ func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan s
 			if p.owns != nil && !p.owns(key) {
 				return nil
 			}
-			if i := c.gens.index(key); e.Negative || e.Expired(now) || c.gens.stripes[i].Load() != gens[i] {
+			if gen != nil {
+				*gen = c.gens.current(key)
+			}
+			if e.Negative || e.Expired(now) || gens.invalidated(key) {
 				run.skipped.add(1)
 				return nil
 			}
@@ -155,13 +162,13 @@ func (c *Cache) candidates(ctx context.Context, p warmPlan, run *warmRun, scan s
 }
 
 // warmBulk streams the candidates into the top tier with one AddBulk.
-func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, ba BulkAdder, gens *[generationStripes]uint64) error {
+func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, ba BulkAdder, gens *invalidationWatch) error {
 	top := c.tiers[0]
 	undoCtx := context.WithoutCancel(ctx)
 	var scanErr error
 	entries := func(yield func(string, Entry) bool) {
 		now, n := c.clock.Now(), 0
-		for key, e := range c.candidates(ctx, p, run, scan, gens, &scanErr) {
+		for key, e := range c.candidates(ctx, p, run, scan, gens, nil, &scanErr) {
 			if n++; n%clockEvery == 0 {
 				now = c.clock.Now()
 			}
@@ -185,7 +192,7 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 		// With leases the invalidation wrote a marker over the key, which
 		// this add either lost to or was overwritten by: deleting now would
 		// remove the marker, so memcached is left alone.
-		if c.gens.current(key) != gens[c.gens.index(key)] {
+		if gens.invalidated(key) {
 			if c.leaser == nil {
 				if derr := top.delete(undoCtx, key); derr != nil {
 					top.ctr.errors.Add(1)
@@ -212,13 +219,14 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 
 // warmEach writes the candidates into the tiers above one entry at a time,
 // warmupWorkers at once, through backfillOne.
-func (c *Cache) warmEach(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *[generationStripes]uint64) error {
+func (c *Cache) warmEach(ctx context.Context, p warmPlan, run *warmRun, scan scanFunc, gens *invalidationWatch) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(warmupWorkers)
 	var scanErr error
-	for key, e := range c.candidates(gctx, p, run, scan, gens, &scanErr) {
+	var gen uint64
+	for key, e := range c.candidates(gctx, p, run, scan, gens, &gen, &scanErr) {
 		e.Value = bytes.Clone(e.Value) // the scan may reuse its buffers
-		gen := gens[c.gens.index(key)]
+		gen := gen
 		g.Go(func() error {
 			o := c.backfillOne(context.WithoutCancel(gctx), found{key: key, entry: e}, p.above, gen, c.clock.Now())
 			switch {

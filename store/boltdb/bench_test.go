@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,6 +114,52 @@ func BenchmarkSet(b *testing.B) {
 			b.ReportMetric(float64(b.N)/float64(c["batches_written"]), "entries/batch")
 		})
 	}
+}
+
+// BenchmarkAddBackPressure is the durable tier's side of a backfill from
+// SQL: 8 goroutines Add distinct keys, with fsync on and the default queue
+// of 10,000 keys, far fewer than the keys, so that the adders wait for the
+// writer whenever it falls behind. Every key must be in the file after
+// Flush, counted by reading it back, not by a counter.
+func BenchmarkAddBackPressure(b *testing.B) {
+	const workers = 8
+	ctx := context.Background()
+	keys := make([]string, b.N)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	s := openTest(b)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(keys); i += workers {
+				if err := s.Add(ctx, keys[i], benchValue); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mustFlush(b, s)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	missing := 0
+	for lo := 0; lo < len(keys); lo += 1000 {
+		m, err := s.GetMulti(ctx, keys[lo:min(lo+1000, len(keys))])
+		if err != nil {
+			b.Fatal(err)
+		}
+		missing += min(lo+1000, len(keys)) - lo - len(m)
+	}
+	if missing > 0 {
+		b.Fatalf("%d of %d added keys missing from the file", missing, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "keys/s")
+	b.ReportMetric(float64(missing), "dropped")
+	b.ReportMetric(float64(b.N)/float64(s.Counters()["batches_written"]), "keys/batch")
 }
 
 // BenchmarkScanHot lists a file of benchKeys entries whose use log names

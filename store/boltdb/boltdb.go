@@ -15,6 +15,7 @@ import (
 var (
 	_ tier.Tier        = (*Store)(nil)
 	_ tier.Adder       = (*Store)(nil)
+	_ tier.BulkAdder   = (*Store)(nil)
 	_ tier.MultiGetter = (*Store)(nil)
 	_ tier.Scanner     = (*Store)(nil)
 	_ tier.Counter     = (*Store)(nil)
@@ -47,6 +48,10 @@ type Store struct {
 	// scanChunk is how many entries Scan reads per read transaction.
 	scanChunk int
 
+	// legacy is set for a version 1 file opened read-only: its records
+	// have no checksums (see layoutVersion).
+	legacy bool
+
 	// touched drops repeated touches of a key (recency.go).
 	touched *touchFilter
 
@@ -77,8 +82,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	legacy, err := isLegacy(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltdb: open %s: %w", path, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
+		legacy:      legacy,
 		path:        path,
 		quarantined: aside,
 		opts:        o,

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,16 +58,45 @@ func TestHelperWriter(t *testing.T) {
 	}
 }
 
+// crashRounds is how many times TestKilledWhileWriting kills a writer,
+// spread over crashFiles files, each killed in turn, all at once: a round
+// waits mostly on a process start (over a second for a binary built with
+// -race, most of it not on the CPU) and on fsyncs. -short runs a tenth of
+// the rounds.
+const (
+	crashRounds = 100
+	crashFiles  = 10
+)
+
 // TestKilledWhileWriting kills a process with SIGKILL while it writes to
-// a file, at a random moment, three times over: each time the file must
-// pass bbolt's consistency check, and hold every write flushed before the
-// kill. Only what was still queued may be lost.
+// a file, at a random moment, crashRounds times over: each time the file
+// must open, pass bbolt's consistency check, and hold every write flushed
+// before the kill. Only what was still queued may be lost.
 func TestKilledWhileWriting(t *testing.T) {
 	t.Parallel()
-	path := tempPath(t)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	for round := range 3 {
-		flushed := runWriterUntilKilled(t, path, round, 5+rng.IntN(20), time.Duration(rng.IntN(20))*time.Millisecond)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rounds := crashRounds
+	if testing.Short() {
+		rounds /= 10
+	}
+	// Subtests that do not call Parallel start at once, not limited by
+	// -parallel; each may fail on its own goroutine.
+	var wg sync.WaitGroup
+	for f := range crashFiles {
+		wg.Go(func() {
+			t.Run(fmt.Sprint("file", f), func(t *testing.T) {
+				killWhileWriting(t, tempPath(t), rand.New(rand.NewPCG(seed, uint64(f))), rounds/crashFiles)
+			})
+		})
+	}
+	wg.Wait()
+}
+
+// killWhileWriting runs TestKilledWhileWriting's rounds on one file.
+func killWhileWriting(t *testing.T, path string, rng *rand.Rand, rounds int) {
+	for round := range rounds {
+		flushed := runWriterUntilKilled(t, path, round, rng.IntN(4), time.Duration(rng.IntN(15))*time.Millisecond)
 
 		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 		if err != nil {

@@ -11,7 +11,7 @@
 //	if err != nil { ... }
 //	defer disk.Close()
 //
-// A Store implements tier.Tier, tier.Adder, tier.MultiGetter (one read
+// A Store implements tier.Tier, tier.Adder, tier.BulkAdder, tier.MultiGetter (one read
 // transaction for the whole batch), tier.Scanner and tier.HotScanner (for
 // warmup), tier.Sized and tier.Counter. Each entry is stored as its tier envelope, so its absolute
 // expiry travels with it. Get returns entries whether or not they have
@@ -20,8 +20,8 @@
 //
 // # Writes are behind the caller
 //
-// Set, Add and Delete never wait for the disk. They put the write in a
-// bounded queue and in an overlay that Get, GetMulti and Scan consult
+// Set, Add and Delete do not wait for the disk unless the queue is full.
+// They put the write in a bounded queue and in an overlay that Get, GetMulti and Scan consult
 // first, so a write, and above all a delete, is visible at once. One
 // goroutine drains the queue, applying a batch of writes in one bbolt
 // transaction: one commit, one fsync, for up to WithBatchSize writes. Two
@@ -29,12 +29,34 @@
 // each key the last write wins, on disk as in the overlay. Flush waits for
 // what was queued before it; Close writes everything queued.
 //
-// When the queue is full, a Set is dropped (and counted) rather than
-// making the caller wait: losing a backfill costs a miss. So that an older
-// copy on disk is not served in place of the dropped value, the key is
-// queued as a delete instead. A Delete is never dropped: deletes may use
-// a second queue's worth of slots, and past that Delete waits for room.
-// A batch that fails to commit is retried, its writes turned into deletes.
+// When the queue is full, Set and Add wait for room, for as long as the
+// caller's context allows: the queue's bound is the back-pressure that
+// keeps a producer faster than the disk from losing writes. One whose
+// context ends first returns an error wrapping ErrQueueFull; a Set then
+// queues a delete instead, so that an older copy on disk is not served in
+// place of the value. A Delete is never dropped: deletes may use a second
+// queue's worth of slots, and past that Delete waits for room.
+//
+// Add reads nothing from the file: the writer stores an added value only
+// if the file holds no live entry for the key, inside the transaction that
+// would write it. A backfill costs a map insert on the caller's side and a
+// bbolt lookup the writer's put makes anyway.
+//
+// A batch that fails to commit is retried as it was, with a backoff, its
+// writes served from the overlay meanwhile; Flush returns the failure to
+// those waiting for its writes. Close tries what is left once more and
+// returns an error wrapping ErrLostWrites that counts the writes whose
+// last attempt failed: a nil from Close means every accepted write is in
+// the file.
+//
+// # Integrity
+//
+// bbolt checks its meta pages, not the data in its pages. Every record
+// carries a CRC-32C of its key and bytes (see layoutVersion for why the
+// file format moved to add it). Get, GetMulti, Scan, ScanHot and the GC
+// check it; a record that fails is a miss, counted in "checksum_errors",
+// logged the first time (WithLogger), and removed by the writer unless a
+// write to the key replaces it first. A damaged value is never returned.
 //
 // # Expiry, GC and the size cap
 //

@@ -21,4 +21,18 @@ var (
 	// ErrInvalidOption is returned by Open for an option given a value it
 	// cannot use (a negative duration, a zero batch size...).
 	ErrInvalidOption = errors.New("boltdb: invalid option")
+
+	// ErrQueueFull is returned by Set and Add when the write queue stayed
+	// full until the caller's context ended: the value was not queued for
+	// the file. The error says what became of an older copy.
+	ErrQueueFull = errors.New("boltdb: write queue full")
+
+	// ErrLostWrites is returned by Close when writes that had been
+	// accepted did not reach the file: the last attempt at their batch
+	// failed.
+	ErrLostWrites = errors.New("boltdb: writes did not reach the file")
 )
+
+// errChecksum marks a record that fails its checksum: damaged on disk.
+// Reads treat it as a miss, so it never leaves the package.
+var errChecksum = errors.New("boltdb: record fails its checksum")

@@ -7,13 +7,11 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/tiercache/tiercache/tier"
 )
 
 // RunGC runs one GC pass now and returns how many entries it deleted:
-// those that expired more than the grace period ago (WithGCGrace) and
-// records that are not envelopes. The pass then evicts down to the size
+// those that expired more than the grace period ago (WithGCGrace), records
+// that fail their checksum and records that are not envelopes. The pass then evicts down to the size
 // cap, counting those in "evicted", not in the result.
 //
 // A pass reads every entry, gcBatch at a time, each chunk in its own read
@@ -97,7 +95,7 @@ func (s *Store) sweepExpired(ctx context.Context) (int, error) {
 			var last []byte
 			k, v := seekAfter(c, after)
 			for n := 0; k != nil && n < s.opts.gcBatch; n++ {
-				if isDoomed(v, cutoff) {
+				if s.isDoomed(k, v, cutoff) {
 					doomed = append(doomed, bytes.Clone(k))
 				}
 				last = k
@@ -140,10 +138,11 @@ func seekAfter(c *bolt.Cursor, after []byte) (k, v []byte) {
 	return k, v
 }
 
-// isDoomed reports whether the GC deletes a record: it is not an envelope,
-// or it expired at or before cutoff.
-func isDoomed(record []byte, cutoff time.Time) bool {
-	e, err := tier.DecodeEntry(record)
+// isDoomed reports whether the GC deletes the record stored under the disk
+// key k: it fails its checksum, is not an envelope, or expired at or
+// before cutoff.
+func (s *Store) isDoomed(k, record []byte, cutoff time.Time) bool {
+	e, err := s.decode(k[1:], record)
 	return err != nil || e.Expired(cutoff)
 }
 
@@ -165,7 +164,7 @@ func (s *Store) deleteDoomed(keys [][]byte, cutoff time.Time) (int, error) {
 			if s.q.isPending(userKey(k)) {
 				continue
 			}
-			if v := l.entries.Get(k); v == nil || !isDoomed(v, cutoff) {
+			if v := l.entries.Get(k); v == nil || !s.isDoomed(k, v, cutoff) {
 				continue
 			}
 			if _, err := l.remove(k); err != nil {

@@ -142,7 +142,7 @@ func keysOf(t *testing.T, s *Store) []string {
 
 func TestSizeCap(t *testing.T) {
 	t.Parallel()
-	recordBytes := int64(len(diskKey("k0")) + tier.EnvelopeOverhead + len("v"))
+	recordBytes := int64(len(diskKey("k0")) + recordHeader + tier.EnvelopeOverhead + len("v"))
 	cases := []struct {
 		name string
 		opt  Option
@@ -223,7 +223,7 @@ func TestTotals(t *testing.T) {
 	var n, size int64
 	err := s.Scan(ctx, func(k string, e tier.Entry) error {
 		n++
-		size += int64(len(diskKey(k)) + len(tier.EncodeEntry(e)))
+		size += int64(len(diskKey(k)) + len(encodeRecord(k, e)))
 		return nil
 	})
 	if err != nil {

@@ -92,7 +92,7 @@ func onDisk(t testing.TB, s *Store, key string) (tier.Entry, bool) {
 		}
 		ok = true
 		var err error
-		e, err = decodeRecord(v)
+		e, err = s.decode([]byte(key), v)
 		return err
 	})
 	if err != nil {

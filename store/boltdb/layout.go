@@ -10,7 +10,7 @@ import (
 
 // The file holds five buckets:
 //
-//	entries  diskKey(key)      → tier.EncodeEntry(e)
+//	entries  diskKey(key)      → record (record.go): checksum, flags, envelope
 //	written  diskKey(key)      → write number (8 bytes, big endian)
 //	order    write number      → diskKey(key)
 //	used     use record number → the keys a batch used (see recency.go)
@@ -44,7 +44,17 @@ var (
 const (
 	// layoutVersion is stored under meta "format"; Open refuses a file
 	// written with a layout it does not know.
-	layoutVersion = 1
+	//
+	// Version 2 frames every entry with a checksum (record.go); version 1
+	// stored the bare envelope. Open upgrades a version 1 file in place
+	// before it returns (upgradeFile). The version moves rather than
+	// records of both kinds living side by side because a file of mixed
+	// records could not tell a damaged new record from an old one and
+	// would serve the damage as an old record: only a file known to hold
+	// nothing but checksummed records can promise that no damaged value
+	// is served.
+	layoutVersion       = 2
+	layoutVersionLegacy = 1
 
 	// keyPrefix starts every key in entries and written. bbolt rejects the
 	// empty key, and the chain may hand us "": the prefix makes it one byte
@@ -110,13 +120,84 @@ func createLayout(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
+	v := meta.Get(metaFormat)
+	if v == nil {
+		return meta.Put(metaFormat, uint64Bytes(layoutVersion))
+	}
+	_, err := formatOf(tx)
+	return err
+}
+
+// formatOf returns the layout version of the file in tx: 0 for a file
+// without one yet, ErrCorrupt for one this package does not know.
+func formatOf(tx *bolt.Tx) (uint64, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, nil
+	}
 	switch v := meta.Get(metaFormat); {
 	case v == nil:
-		return meta.Put(metaFormat, uint64Bytes(layoutVersion))
-	case len(v) != 8 || binary.BigEndian.Uint64(v) != layoutVersion:
-		return fmt.Errorf("%w: unknown layout version %x", ErrCorrupt, v)
+		return 0, nil
+	case len(v) == 8 && (binary.BigEndian.Uint64(v) == layoutVersion || binary.BigEndian.Uint64(v) == layoutVersionLegacy):
+		return binary.BigEndian.Uint64(v), nil
+	default:
+		return 0, fmt.Errorf("%w: unknown layout version %x", ErrCorrupt, v)
 	}
-	return nil
+}
+
+// upgradeChunk is how many records one upgrade transaction rewrites.
+const upgradeChunk = 10000
+
+// upgradeFile rewrites the records of a version 1 file with their
+// checksums, upgradeChunk per transaction, and then marks it version 2.
+// A record that already checks out was rewritten by an upgrade that was
+// interrupted, and is left as it is: a bare envelope passes a checksum by
+// chance once in 2^32. The age index and the use log do not change; the
+// byte total grows by the headers.
+func upgradeFile(db *bolt.DB) error {
+	var after []byte
+	for {
+		done := false
+		err := db.Update(func(tx *bolt.Tx) error {
+			if v, err := formatOf(tx); err != nil || v != layoutVersionLegacy {
+				done = true
+				return err
+			}
+			l, err := openLayout(tx)
+			if err != nil {
+				return err
+			}
+			var keys, records [][]byte
+			c := l.entries.Cursor()
+			k, v := seekAfter(c, after)
+			for ; k != nil && len(keys) < upgradeChunk; k, v = c.Next() {
+				if !sound(k[1:], v) {
+					keys = append(keys, bytes.Clone(k))
+					records = append(records, frameRecord(k[1:], v))
+				}
+				after = bytes.Clone(k)
+			}
+			for i, k := range keys {
+				if err := l.entries.Put(k, records[i]); err != nil {
+					return err
+				}
+				l.totals.bytes += recordHeader
+			}
+			if k == nil {
+				done = true
+				if err := l.meta.Put(metaFormat, uint64Bytes(layoutVersion)); err != nil {
+					return err
+				}
+			}
+			return l.save()
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade to layout version %d: %w", layoutVersion, err)
+		}
+		if done {
+			return nil
+		}
+	}
 }
 
 // layout is the file's buckets inside one read-write transaction. Every
@@ -145,7 +226,13 @@ func openLayout(tx *bolt.Tx) (*layout, error) {
 
 // put stores record under k and makes k the newest entry in the age index.
 func (l *layout) put(k, record []byte) error {
-	if old := l.entries.Get(k); old != nil {
+	return l.replace(k, l.entries.Get(k), record)
+}
+
+// replace is put for a caller that has looked k up already: old is what
+// entries holds for k, nil for nothing.
+func (l *layout) replace(k, old, record []byte) error {
+	if old != nil {
 		l.totals.entries--
 		l.totals.bytes -= recordSize(k, old)
 	}

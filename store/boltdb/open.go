@@ -147,7 +147,21 @@ func checkFile(db *bolt.DB, readOnly bool) (totals, error) {
 	if readOnly {
 		return t, nil
 	}
-	return t, db.Update(createLayout)
+	if err := db.Update(createLayout); err != nil {
+		return t, err
+	}
+	return t, upgradeFile(db)
+}
+
+// isLegacy reports whether db, opened read-only, is a version 1 file
+// (bare envelopes, no checksums), which only a read-write Open upgrades.
+func isLegacy(db *bolt.DB) (bool, error) {
+	var v uint64
+	err := db.View(func(tx *bolt.Tx) (err error) {
+		v, err = formatOf(tx)
+		return err
+	})
+	return v == layoutVersionLegacy, err
 }
 
 // quarantine renames a corrupt file to "<path>.corrupt-<unix seconds>",

@@ -2,6 +2,7 @@ package boltdb
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tiercache/tiercache/tier"
@@ -38,6 +39,7 @@ type options struct {
 	noSync        bool
 	readOnly      bool
 	recencyLog    int
+	logger        *slog.Logger
 }
 
 func defaultOptions() options {
@@ -50,6 +52,7 @@ func defaultOptions() options {
 		flushInterval: DefaultFlushInterval,
 		recencyLog:    DefaultRecencyLog,
 		clock:         systemClock{},
+		logger:        slog.Default(),
 	}
 }
 
@@ -146,9 +149,10 @@ func WithQuarantineCorrupt(on bool) Option {
 	}
 }
 
-// WithQueueSize bounds the write-behind queue, in distinct keys. Sets that
-// find it full are dropped; deletes may use as many slots again before they
-// wait (see Store.Set and Store.Delete). The default is 10,000.
+// WithQueueSize bounds the write-behind queue, in distinct keys. Sets and
+// Adds that find it full wait for room as long as their context lets them;
+// deletes may use as many slots again before they wait (see Store.Set and
+// Store.Delete). The default is 10,000.
 func WithQueueSize(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
@@ -234,6 +238,19 @@ func WithNoSync(on bool) Option {
 func WithReadOnly() Option {
 	return func(o *options) error {
 		o.readOnly = true
+		return nil
+	}
+}
+
+// WithLogger sets where the store reports damage it finds in the file:
+// the first record that fails its checksum is logged, later ones only
+// counted. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return invalid("WithLogger(nil)")
+		}
+		o.logger = l
 		return nil
 	}
 }

@@ -2,9 +2,9 @@ package boltdb
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // writeQueue is the write-behind queue and the overlay of writes not yet on
@@ -22,7 +22,7 @@ import (
 // committed; only then do readers go to the file for that key. seq tells a
 // committed write from a newer one that superseded it meanwhile.
 type writeQueue struct {
-	valueLimit int // FIFO length at which Sets stop being admitted
+	valueLimit int // FIFO length at which Sets and Adds wait for room
 	keyLimit   int // FIFO length at which Deletes wait for room
 	batchSize  int
 
@@ -33,11 +33,14 @@ type writeQueue struct {
 	enqueued uint64 // FIFO positions handed out
 	taken    uint64 // FIFO positions the writer has taken
 	done     uint64 // FIFO positions committed, or given up on
-	failure  batchFailure
-	urgent   bool // someone waits on the writer: do not wait for a full batch
-	closed   bool // no more writes are admitted
-	stopped  bool // the writer has exited
-	changed  chan struct{}
+	failures []batchFailure
+	// forgotten is the end of the newest failure dropped from failures
+	// to bound it; a Flush that began before it reports a failure.
+	forgotten uint64
+	urgent    bool // someone waits on the writer: do not wait for a full batch
+	closed    bool // no more writes are admitted
+	stopped   bool // the writer has exited
+	changed   chan struct{}
 
 	// wake tells the writer there is work. It has room for one signal, so
 	// signalling never blocks and a signal sent while the writer is busy
@@ -57,9 +60,20 @@ type writeQueue struct {
 	touches map[string]struct{}
 }
 
+// op is what a pending write does to its key.
+type op uint8
+
+const (
+	opSet    op = iota // store record
+	opAdd              // store record unless the file holds a live entry
+	opDelete           // remove the key
+	opScrub            // remove the key's record if it fails its checksum
+)
+
 // pendingWrite is the newest write to one key that is not yet on disk.
 type pendingWrite struct {
-	record []byte // envelope bytes; nil for a delete
+	record []byte // the record (record.go); nil for a delete or a scrub
+	op     op
 	seq    uint64
 	queued bool // still in the FIFO; false once the writer has taken it
 }
@@ -68,6 +82,7 @@ type pendingWrite struct {
 type write struct {
 	key    string
 	record []byte
+	op     op
 	seq    uint64
 }
 
@@ -79,8 +94,8 @@ type batch struct {
 	touches []string
 }
 
-// batchFailure remembers the FIFO positions (from, to] of the last batch
-// that did not commit, so that Flush can report it.
+// batchFailure remembers the FIFO positions (from, to] of a batch that
+// did not commit, so that Flush can report it.
 type batchFailure struct {
 	from, to uint64
 	err      error
@@ -98,74 +113,79 @@ func newWriteQueue(queueSize, batchSize int) *writeQueue {
 	}
 }
 
-// setOutcome says what became of a Set.
+// setOutcome says what became of a Set or an Add.
 type setOutcome int
 
 const (
 	setQueued      setOutcome = iota
-	setInvalidated            // queue full: queued as a delete instead
-	setDropped                // queue full even for deletes: nothing queued
+	setPresent                // Add: a live value is queued for the key
+	setInvalidated            // ctx ended while waiting for room: queued as a delete
+	setDropped                // ctx ended while waiting for room, even for a delete
 	setClosed
 )
 
-// set queues record for key. When the queue is full of values the key is
-// queued as a delete instead, so that an older copy on disk is not served
-// in place of the write that was dropped.
-func (q *writeQueue) set(key string, record []byte) setOutcome {
+// set queues record for key, waiting for room while the queue holds
+// valueLimit keys. When ctx ends first, the key is queued as a delete if
+// the deletes' reserve has room, so that an older copy on disk is not
+// served in place of the write that was not queued.
+func (q *writeQueue) set(ctx context.Context, key string, record []byte) setOutcome {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	switch {
-	case q.closed:
-		return setClosed
-	case q.coalesce(key, record):
-		return setQueued
-	case len(q.fifo) < q.valueLimit:
-		q.push(key, record)
-		return setQueued
-	case len(q.fifo) < q.keyLimit:
-		q.push(key, nil)
-		return setInvalidated
-	default:
-		return setDropped
-	}
-}
-
-// add queues record for key only if the overlay has no live value for it
-// at now and, when it has no pending write at all, no batch has committed
-// since the caller read generation gen from the file. It reports whether
-// the key was found present (a live pending value), and whether the
-// caller's read of the file is stale and must be redone.
-func (q *writeQueue) add(key string, record []byte, gen uint64, now time.Time) (present, stale bool, outcome setOutcome) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return false, false, setClosed
-	}
-	if p, ok := q.pending[key]; ok {
-		if live(p.record, now) {
-			return true, false, setQueued
+	for {
+		switch {
+		case q.closed:
+			return setClosed
+		case q.coalesce(key, record, opSet):
+			return setQueued
+		case len(q.fifo) < q.valueLimit:
+			q.push(key, record, opSet)
+			return setQueued
 		}
-	} else if q.done != gen {
-		return false, true, setQueued
-	}
-	switch {
-	case q.coalesce(key, record):
-		return false, false, setQueued
-	case len(q.fifo) < q.valueLimit:
-		q.push(key, record)
-		return false, false, setQueued
-	default:
-		return false, false, setDropped // the key is absent; nothing is lost
+		if q.waitLocked(ctx) != nil {
+			if q.coalesce(key, nil, opDelete) {
+				return setInvalidated
+			}
+			if len(q.fifo) < q.keyLimit {
+				q.push(key, nil, opDelete)
+				return setInvalidated
+			}
+			return setDropped
+		}
 	}
 }
 
-// lookupForAdd returns the key's pending write, if any, and the commit
-// generation to pass to add.
-func (q *writeQueue) lookupForAdd(key string) (record []byte, pending bool, gen uint64) {
+// add queues record for key unless the overlay holds a live value for it
+// at now, waiting for room like set. The queued write is an opAdd, which
+// the writer applies only if the file holds no live entry then: Add reads
+// nothing from the file. A key whose pending write is a delete or an
+// expired value is absent whatever the file holds, so the add becomes a
+// set, and so the delete can never be undone by an add kept out by the
+// value it deleted.
+func (q *writeQueue) add(ctx context.Context, key string, record []byte, live func(p pendingWrite) bool) setOutcome {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	p, ok := q.pending[key]
-	return p.record, ok, q.done
+	for {
+		if q.closed {
+			return setClosed
+		}
+		kind := opAdd
+		if p, ok := q.pending[key]; ok {
+			if live(p) {
+				return setPresent
+			}
+			kind = opSet
+		}
+		switch {
+		case q.coalesce(key, record, kind):
+			return setQueued
+		case len(q.fifo) < q.valueLimit:
+			q.push(key, record, kind)
+			return setQueued
+		}
+		if q.waitLocked(ctx) != nil {
+			return setDropped // the key is absent: nothing older is served
+		}
+	}
 }
 
 // del queues a delete of key, waiting for room when the queue is full:
@@ -173,48 +193,68 @@ func (q *writeQueue) lookupForAdd(key string) (record []byte, pending bool, gen 
 // the queue is closed.
 func (q *writeQueue) del(ctx context.Context, key string) error {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	for {
 		switch {
 		case q.closed:
-			q.mu.Unlock()
 			return errClosed
-		case q.coalesce(key, nil):
-			q.mu.Unlock()
+		case q.coalesce(key, nil, opDelete):
 			return nil
 		case len(q.fifo) < q.keyLimit:
-			q.push(key, nil)
-			q.mu.Unlock()
+			q.push(key, nil, opDelete)
 			return nil
 		}
-		q.hurry()
-		changed := q.changed
-		q.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := q.waitLocked(ctx); err != nil {
+			return err
 		}
-		q.mu.Lock()
+	}
+}
+
+// scrub queues the removal of key's record if it still fails its
+// checksum when the writer gets to it. A key with a pending write needs
+// none: that write replaces the record. Nobody waits for a scrub: with
+// the queue full it is left to the next read that meets the record.
+func (q *writeQueue) scrub(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.pending[key]; ok || q.closed || len(q.fifo) >= q.valueLimit {
+		return
+	}
+	q.push(key, nil, opScrub)
+}
+
+// waitLocked tells the writer to hurry and waits for the queue to change,
+// or for ctx to end. Callers hold q.mu; it is held again on return.
+func (q *writeQueue) waitLocked(ctx context.Context) error {
+	q.hurry()
+	changed := q.changed
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	select {
+	case <-changed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // coalesce replaces the waiting write to key, if there is one. Callers
 // hold q.mu.
-func (q *writeQueue) coalesce(key string, record []byte) bool {
+func (q *writeQueue) coalesce(key string, record []byte, kind op) bool {
 	p, ok := q.pending[key]
 	if !ok || !p.queued {
 		return false
 	}
 	q.seq++
-	p.record, p.seq = record, q.seq
+	p.record, p.op, p.seq = record, kind, q.seq
 	q.pending[key] = p
 	return true
 }
 
 // push gives key a new FIFO slot. Callers hold q.mu.
-func (q *writeQueue) push(key string, record []byte) {
+func (q *writeQueue) push(key string, record []byte, kind op) {
 	q.seq++
-	q.pending[key] = pendingWrite{record: record, seq: q.seq, queued: true}
+	q.pending[key] = pendingWrite{record: record, op: kind, seq: q.seq, queued: true}
 	q.pendingN.Store(int64(len(q.pending)))
 	q.fifo = append(q.fifo, key)
 	q.enqueued++
@@ -358,7 +398,7 @@ func (q *writeQueue) take(max int) batch {
 		p := q.pending[key]
 		p.queued = false
 		q.pending[key] = p
-		writes[i] = write{key: key, record: p.record, seq: p.seq}
+		writes[i] = write{key: key, record: p.record, op: p.op, seq: p.seq}
 	}
 	clear(q.fifo[:n])
 	if n == len(q.fifo) {
@@ -373,13 +413,17 @@ func (q *writeQueue) take(max int) batch {
 	return b
 }
 
+// maxFailures bounds the failed batches remembered for Flush.
+const maxFailures = 64
+
 // finish records the outcome of committing b. On success, or on failure
 // when requeue is false (the store is closing), the writes leave the
-// overlay unless a newer write superseded them. On failure with requeue,
-// every write not superseded goes back into the FIFO as a delete: a value
-// that could not be stored must not leave an older copy visible, and a
-// delete must not be lost.
-func (q *writeQueue) finish(b batch, err error, requeue bool) {
+// overlay unless a newer write superseded them; finish then returns the
+// writes lost, which the caller reports. On failure with requeue, every
+// write not superseded goes back into the FIFO as it was, to be retried:
+// the overlay keeps serving it meanwhile, so no older copy shows, and
+// nothing is given up while the store runs.
+func (q *writeQueue) finish(b batch, err error, requeue bool) (lost int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, w := range b.writes {
@@ -388,20 +432,28 @@ func (q *writeQueue) finish(b batch, err error, requeue bool) {
 			continue
 		}
 		if err != nil && requeue {
-			p.record, p.queued = nil, true
+			p.queued = true
 			q.pending[w.key] = p
 			q.fifo = append(q.fifo, w.key)
 			q.enqueued++
 			continue
+		}
+		if err != nil && w.op != opScrub {
+			lost++
 		}
 		delete(q.pending, w.key)
 	}
 	q.pendingN.Store(int64(len(q.pending)))
 	q.done = b.end
 	if err != nil {
-		q.failure = batchFailure{from: b.end - uint64(len(b.writes)), to: b.end, err: err}
+		if len(q.failures) == maxFailures {
+			q.forgotten = q.failures[0].to
+			q.failures = q.failures[1:]
+		}
+		q.failures = append(q.failures, batchFailure{from: b.end - uint64(len(b.writes)), to: b.end, err: err})
 	}
 	q.broadcast()
+	return lost
 }
 
 // waitFlushed waits until every write queued before the call has been
@@ -428,8 +480,13 @@ func (q *writeQueue) waitFlushed(ctx context.Context) error {
 		}
 		q.mu.Lock()
 	}
-	if f := q.failure; f.err != nil && f.to > start && f.from < target {
-		return f.err
+	if start < q.forgotten {
+		return fmt.Errorf("boltdb: more than %d batches failed to commit since Flush began: %w", maxFailures, q.failures[0].err)
+	}
+	for _, f := range q.failures {
+		if f.to > start && f.from < target {
+			return f.err
+		}
 	}
 	return nil
 }

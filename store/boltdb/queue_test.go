@@ -12,12 +12,14 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
+var bg = context.Background()
+
 func TestQueueSupersededWhileInFlight(t *testing.T) {
 	t.Parallel()
 	q := newWriteQueue(10, 10)
-	q.set("k", []byte("v1"))
+	q.set(bg, "k", []byte("v1"))
 	b := q.take(10)
-	q.set("k", []byte("v2")) // arrives while v1 is being committed
+	q.set(bg, "k", []byte("v2")) // arrives while v1 is being committed
 	q.finish(b, nil, true)
 	if rec, ok := q.lookup("k"); !ok || string(rec) != "v2" {
 		t.Fatalf("after v1 committed the overlay holds %q, %v; want v2 still pending", rec, ok)
@@ -36,28 +38,28 @@ func TestQueueCoalesces(t *testing.T) {
 	t.Parallel()
 	q := newWriteQueue(10, 10)
 	for i := range 5 {
-		q.set("hot", fmt.Appendf(nil, "v%d", i))
+		q.set(bg, "hot", fmt.Appendf(nil, "v%d", i))
 	}
 	if err := q.del(context.Background(), "hot"); err != nil {
 		t.Fatal(err)
 	}
-	q.set("hot", []byte("last"))
+	q.set(bg, "hot", []byte("last"))
 	b := q.take(10)
 	if len(b.writes) != 1 || string(b.writes[0].record) != "last" {
 		t.Fatalf("batch = %+v, want one write of the last value", b.writes)
 	}
 }
 
-func TestQueueFailedBatchRequeuedAsDeletes(t *testing.T) {
+func TestQueueFailedBatchRequeuedAsItWas(t *testing.T) {
 	t.Parallel()
 	q := newWriteQueue(10, 10)
-	q.set("a", []byte("va"))
-	q.set("b", []byte("vb"))
+	q.set(bg, "a", []byte("va"))
+	q.set(bg, "b", []byte("vb"))
 	b := q.take(10)
-	q.set("b", []byte("newer"))
+	q.set(bg, "b", []byte("newer"))
 	q.finish(b, errors.New("disk full"), true)
-	if rec, ok := q.lookup("a"); !ok || rec != nil {
-		t.Errorf("a after a failed batch = %q, %v; want a pending delete", rec, ok)
+	if rec, ok := q.lookup("a"); !ok || string(rec) != "va" {
+		t.Errorf("a after a failed batch = %q, %v; want its value, queued again", rec, ok)
 	}
 	if rec, ok := q.lookup("b"); !ok || string(rec) != "newer" {
 		t.Errorf("b after a failed batch = %q, %v; want the newer write untouched", rec, ok)
@@ -104,20 +106,31 @@ func TestQueueFull(t *testing.T) {
 	if n := s.Counters()["dropped"]; n != 0 {
 		t.Fatalf("dropped = %d after filling the queue, want 0", n)
 	}
-	mustSet(t, s, "extra", value("dropped"))
-	mustSet(t, s, "old", value("dropped too"))
-	if n := s.Counters()["dropped"]; n != 2 {
-		t.Fatalf("dropped = %d, want 2", n)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := s.Set(short, "extra", value("not queued")); !errors.Is(err, ErrQueueFull) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Set on a full queue with an expiring context = %v, want ErrQueueFull and DeadlineExceeded", err)
+	}
+	if err := s.Set(short, "old", value("not queued either")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Set on a full queue = %v, want ErrQueueFull", err)
+	}
+	if err := s.Add(short, "absent", value("not queued")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Add on a full queue = %v, want ErrQueueFull", err)
+	}
+	if n := s.Counters()["dropped"]; n != 3 {
+		t.Fatalf("dropped = %d, want 3", n)
 	}
 	if _, err := s.Get(ctx, "extra"); !errors.Is(err, tier.ErrMiss) {
-		t.Errorf("Get(dropped key) = %v, want ErrMiss", err)
+		t.Errorf("Get(key whose Set failed) = %v, want ErrMiss", err)
 	}
 	if got, err := s.Get(ctx, "old"); !errors.Is(err, tier.ErrMiss) {
-		t.Errorf("Get(key whose Set was dropped) = %q, %v; want ErrMiss, not the older copy", got.Value, err)
+		t.Errorf("Get(key whose Set failed) = %q, %v; want ErrMiss, not the older copy", got.Value, err)
 	}
 	if got, _ := s.Get(ctx, "k0"); string(got.Value) != "coalesced" {
 		t.Errorf("Get(k0) = %q, want coalesced", got.Value)
 	}
+	setWaiting := make(chan error, 1)
+	go func() { setWaiting <- s.Set(ctx, "patient", value("waited")) }()
 
 	// Deletes fill the reserve, then wait.
 	for i := 0; ; i++ {
@@ -128,7 +141,7 @@ func TestQueueFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	short, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if err := s.Delete(short, "k1"); err != nil {
 		t.Fatalf("Delete of a queued key on a full queue = %v, want nil (coalesced)", err)
@@ -136,8 +149,8 @@ func TestQueueFull(t *testing.T) {
 	if err := s.Delete(short, "late"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Delete on a full queue with an expiring context = %v, want DeadlineExceeded", err)
 	}
-	if n := s.Counters()["dropped"]; n != 2 {
-		t.Fatalf("dropped = %d after Deletes, want still 2: deletes are never dropped", n)
+	if n := s.Counters()["dropped"]; n != 3 {
+		t.Fatalf("dropped = %d after Deletes, want still 3: deletes are never dropped", n)
 	}
 
 	waiting := make(chan error, 1)
@@ -146,9 +159,14 @@ func TestQueueFull(t *testing.T) {
 	select {
 	case err := <-waiting:
 		t.Fatalf("a Delete on a full queue returned %v at once; it should wait for room", err)
+	case err := <-setWaiting:
+		t.Fatalf("a Set on a full queue returned %v at once; it should wait for room", err)
 	case <-time.After(20 * time.Millisecond):
 	}
 	release() // the writer commits and makes room
+	if err := <-setWaiting; err != nil {
+		t.Fatalf("Set after room was made = %v", err)
+	}
 	for range 2 {
 		if err := <-waiting; err != nil {
 			t.Fatalf("Delete after room was made = %v", err)
@@ -163,14 +181,16 @@ func TestQueueFull(t *testing.T) {
 			t.Errorf("%s is on disk after Flush; its delete was lost", k)
 		}
 	}
-	if e, ok := onDisk(t, s, "k2"); !ok || string(e.Value) != "v" {
-		t.Errorf("k2 on disk = %q, %v; want v", e.Value, ok)
+	for k, want := range map[string]string{"k2": "v", "patient": "waited"} {
+		if e, ok := onDisk(t, s, k); !ok || string(e.Value) != want {
+			t.Errorf("%s on disk = %q, %v; want %s", k, e.Value, ok, want)
+		}
 	}
 }
 
 // TestWriteFailure breaks the file's layout under the writer: the batch
-// fails, its write is kept as a delete, and once the layout is back the
-// retry succeeds.
+// fails, Flush says so, its write is kept and served, and once the layout
+// is back the retry stores it.
 func TestWriteFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -187,13 +207,13 @@ func TestWriteFailure(t *testing.T) {
 	if s.Counters()["write_errors"] == 0 {
 		t.Error("write_errors not counted")
 	}
-	if got, err := s.Get(ctx, "k"); !errors.Is(err, tier.ErrMiss) {
-		t.Fatalf("Get after a failed write = %q, %v; want ErrMiss, not the older v1", got.Value, err)
+	if got, err := s.Get(ctx, "k"); err != nil || string(got.Value) != "v2" {
+		t.Fatalf("Get after a failed write = %q, %v; want v2, still queued", got.Value, err)
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketOrder); return err }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the retried delete to commit", func() bool { _, ok := onDisk(t, s, "k"); return !ok })
+	waitFor(t, "the retried write to commit", func() bool { e, ok := onDisk(t, s, "k"); return ok && string(e.Value) == "v2" })
 	if err := s.Flush(ctx); err != nil {
 		t.Fatalf("Flush after recovery = %v", err)
 	}

@@ -15,9 +15,11 @@ import (
 // Get returns the entry stored for key, expired or not: the chain decides
 // freshness. A write or delete still in the queue is seen at once, before
 // it reaches the file. A hit in the file counts as a use of the key for
-// eviction and ScanHot (see Recency in recency.go); it never writes. A key with no entry returns an error wrapping
-// tier.ErrMiss; a stored record that is not an envelope, an error wrapping
-// tier.ErrBadEnvelope (the GC deletes such records).
+// eviction and ScanHot (see Recency in recency.go); it never writes. A key
+// with no entry returns an error wrapping tier.ErrMiss, and so does a
+// record that fails its checksum (see damaged); a sound record that is not
+// an envelope returns an error wrapping tier.ErrBadEnvelope (the GC
+// deletes such records).
 func (s *Store) Get(ctx context.Context, key string) (tier.Entry, error) {
 	if err := s.usable(ctx); err != nil {
 		return tier.Entry{}, err
@@ -26,30 +28,38 @@ func (s *Store) Get(ctx context.Context, key string) (tier.Entry, error) {
 		if record == nil {
 			return tier.Entry{}, errMiss
 		}
-		return decodeRecord(record)
+		return s.decode([]byte(key), record)
 	}
 	if len(key) > maxKeyLen {
 		return tier.Entry{}, errMiss // Set refuses such keys
 	}
 	var (
-		e     tier.Entry
-		found bool
+		e              tier.Entry
+		found, damaged bool
 	)
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if b == nil {
 			return nil
 		}
-		v := b.Get(diskKey(key))
+		dk := diskKey(key)
+		v := b.Get(dk)
 		if v == nil {
 			return nil
 		}
-		found = true
 		var err error
-		e, err = decodeRecord(v)
+		e, err = s.decode(dk[1:], v)
+		if errors.Is(err, errChecksum) {
+			damaged = true
+			return nil
+		}
+		found = true
 		return err
 	})
 	switch {
+	case damaged:
+		s.damaged(key)
+		return tier.Entry{}, errMiss
 	case err != nil:
 		return tier.Entry{}, s.readError("get", key, err)
 	case !found:
@@ -73,7 +83,7 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 		if record == nil {
 			return
 		}
-		if e, err := decodeRecord(record); err == nil {
+		if e, err := s.decode([]byte(key), record); err == nil {
 			found[key] = e
 		}
 	})
@@ -81,11 +91,13 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 		return found, nil
 	}
 	hits := make([]string, 0, len(rest))
+	var damaged []string
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if b == nil {
 			return nil
 		}
+		dk := []byte{keyPrefix}
 		for _, key := range rest {
 			if len(key) > maxKeyLen {
 				continue
@@ -93,11 +105,16 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 			if _, dup := found[key]; dup {
 				continue
 			}
-			v := b.Get(diskKey(key))
+			dk = append(dk[:1], key...)
+			v := b.Get(dk)
 			if v == nil {
 				continue
 			}
-			e, err := decodeRecord(v)
+			e, err := s.decode(dk[1:], v)
+			if errors.Is(err, errChecksum) {
+				damaged = append(damaged, key)
+				continue
+			}
 			if err != nil {
 				errs = append(errs, s.readError("get", key, err))
 				continue
@@ -109,6 +126,9 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) (map[string]tier.En
 	})
 	if err != nil {
 		errs = append(errs, s.readError("get multi", fmt.Sprintf("%d keys", len(rest)), err))
+	}
+	for _, key := range damaged {
+		s.damaged(key)
 	}
 	if len(hits) > 0 {
 		s.used(hits...)
@@ -136,16 +156,30 @@ func (s *Store) readError(op, key string, err error) error {
 	return fmt.Errorf("boltdb: %s %.64q in %s: %w", op, key, s.path, err)
 }
 
-// decodeRecord decodes an envelope and copies the value out of it: bbolt's
-// memory is valid only inside the transaction, and the overlay's must not
-// be handed to callers who may change it.
-func decodeRecord(record []byte) (tier.Entry, error) {
-	e, err := tier.DecodeEntry(record)
-	if err != nil {
-		return tier.Entry{}, err
+// decode reads a record of the file or the overlay stored for key (its
+// user form). A file of format 1, opened read-only and so not upgraded,
+// holds bare envelopes, without a checksum to check.
+func (s *Store) decode(key, record []byte) (tier.Entry, error) {
+	if s.legacy {
+		e, err := tier.DecodeEntry(record)
+		if err == nil && !e.Negative {
+			e.Value = bytes.Clone(e.Value)
+		}
+		return e, err
 	}
-	if !e.Negative {
-		e.Value = bytes.Clone(e.Value)
+	return readRecord(key, record)
+}
+
+// damaged handles a record of key that failed its checksum: a read has
+// already treated it as a miss. It counts it, logs the first one the store
+// meets (the count tells the rest), and queues its removal, so that a
+// backfill can store a sound copy.
+func (s *Store) damaged(key string) {
+	if s.stats.checksumErrors.Add(1) == 1 {
+		s.opts.logger.Warn("boltdb: a record failed its checksum, served as a miss and removed; later ones are counted in checksum_errors",
+			"path", s.path, "key", fmt.Sprintf("%.64q", key))
 	}
-	return e, nil
+	if !s.opts.readOnly {
+		s.q.scrub(key)
+	}
 }

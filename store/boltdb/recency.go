@@ -198,8 +198,7 @@ func (s *Store) Len() int64 { return s.stats.diskEntries.Load() }
 // last part, the keys the log listed, it remembers a 64-bit hash of each:
 // about 20 bytes of memory per key of the log while it runs. Two keys
 // whose hashes collide (odds of 1 in 2^64 per pair) would leave the second
-// one out. Records that are not envelopes are skipped and counted in
-// "bad_records".
+// one out. Records are skipped as Scan skips them.
 func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -213,7 +212,7 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 	}
 	slices.Sort(queued)
 	for _, k := range queued {
-		e, err := decodeRecord(pending[k])
+		e, err := s.decode([]byte(k), pending[k])
 		if err != nil {
 			continue
 		}
@@ -226,8 +225,7 @@ func (s *Store) ScanHot(ctx context.Context, fn func(key string, e tier.Entry) e
 	found, fileEntries := int64(0), int64(-1)
 	yield := func(items []scanItem) error {
 		for _, it := range items {
-			if it.bad {
-				s.stats.badRecords.Add(1)
+			if s.skip(it) {
 				continue
 			}
 			if err := fn(it.key, it.entry); err != nil {
@@ -327,8 +325,7 @@ func (s *Store) readUsedChunk(before []byte, pending map[string][]byte, seen *ke
 				if v == nil {
 					continue // deleted since
 				}
-				e, derr := decodeRecord(v)
-				items = append(items, scanItem{key: key, entry: e, bad: derr != nil})
+				items = append(items, s.readItem(dk, v))
 			}
 		}
 		if seq == nil {

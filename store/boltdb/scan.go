@@ -3,6 +3,7 @@ package boltdb
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -16,6 +17,28 @@ type scanItem struct {
 	key   string
 	entry tier.Entry
 	bad   bool // the record is not an envelope
+	// damaged: the record fails its checksum (see Store.damaged).
+	damaged bool
+}
+
+// readItem decodes the record v stored under the disk key k into a scanItem.
+func (s *Store) readItem(k, v []byte) scanItem {
+	e, err := s.decode(k[1:], v)
+	return scanItem{key: userKey(k), entry: e, bad: err != nil, damaged: errors.Is(err, errChecksum)}
+}
+
+// skip reports whether a scan passes over it: a damaged record (a
+// miss, handled as a read handles it) or one that is not an envelope.
+func (s *Store) skip(it scanItem) bool {
+	switch {
+	case it.damaged:
+		s.damaged(it.key)
+	case it.bad:
+		s.stats.badRecords.Add(1)
+	default:
+		return false
+	}
+	return true
 }
 
 // Scan calls fn for every entry, expired ones included, until fn returns
@@ -31,8 +54,9 @@ type scanItem struct {
 // Writes still queued when Scan starts are merged in: a queued value
 // replaces the file's, a queued delete hides it, and queued values for keys
 // not in the file come last, in key order. Entries written while Scan runs
-// may or may not be seen. Records that are not envelopes are skipped and
-// counted in "bad_records".
+// may or may not be seen. Records that fail their checksum are skipped as
+// Get skips them; records that are not envelopes are skipped and counted
+// in "bad_records".
 func (s *Store) Scan(ctx context.Context, fn func(key string, e tier.Entry) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -53,11 +77,10 @@ func (s *Store) Scan(ctx context.Context, fn func(key string, e tier.Entry) erro
 				if record == nil {
 					continue
 				}
-				if it.entry, err = decodeRecord(record); err != nil {
+				if it.entry, err = s.decode([]byte(it.key), record); err != nil {
 					continue
 				}
-			} else if it.bad {
-				s.stats.badRecords.Add(1)
+			} else if s.skip(it) {
 				continue
 			}
 			if err := fn(it.key, it.entry); err != nil {
@@ -77,7 +100,7 @@ func (s *Store) Scan(ctx context.Context, fn func(key string, e tier.Entry) erro
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		e, err := decodeRecord(pending[k])
+		e, err := s.decode([]byte(k), pending[k])
 		if err != nil {
 			continue
 		}
@@ -100,9 +123,7 @@ func (s *Store) readChunk(after []byte) (items []scanItem, last []byte, err erro
 		c := b.Cursor()
 		k, v := seekAfter(c, after)
 		for ; k != nil && len(items) < s.scanChunk; k, v = c.Next() {
-			e, derr := decodeRecord(v)
-			it := scanItem{key: userKey(k), entry: e, bad: derr != nil}
-			items = append(items, it)
+			items = append(items, s.readItem(k, v))
 			last = k
 		}
 		if k == nil {

@@ -23,6 +23,10 @@ type stats struct {
 	writeErrors    atomic.Int64
 	panics         atomic.Int64
 	badRecords     atomic.Int64
+	checksumErrors atomic.Int64
+	scrubbed       atomic.Int64
+	addsPresent    atomic.Int64
+	lost           atomic.Int64
 	quarantined    atomic.Int64
 
 	// diskEntries and diskBytes mirror the totals in the file as of the
@@ -61,8 +65,10 @@ func (st *stats) overCap(maxEntries int, maxBytes int64) bool {
 //	touches_queued   keys read from the file waiting to be written to the use log
 //	touches_written  such keys written to the use log (see WithRecencyLog)
 //	touches_dropped  reads not logged because the queue of touches was full
-//	dropped          Set values not queued because the queue was full
-//	write_errors     batches that failed to commit (their writes are retried as deletes)
+//	dropped          Set and Add values not queued: the queue stayed full until the caller's ctx ended
+//	adds_present     Adds the writer did not apply: the file held a live entry
+//	write_errors     batches that failed to commit (their writes are queued again and retried)
+//	lost             writes whose last attempt, on Close, failed: Close reported them
 //	gc_runs          GC passes, background and RunGC
 //	gc_batches       GC delete transactions
 //	gc_deleted       entries the GC deleted: expired, or not an envelope
@@ -70,6 +76,8 @@ func (st *stats) overCap(maxEntries int, maxBytes int64) bool {
 //	evicted          entries evicted by the size cap
 //	panics           panics recovered in the store's reads, writer and GC
 //	bad_records      records found that are not envelopes
+//	checksum_errors  reads that met a record failing its checksum, served as a miss
+//	scrubbed         such records removed by the writer
 //	quarantined      1 if Open moved a corrupt file aside
 //	entries, bytes   entries in the file and their size, as counted by WithMaxBytes
 func (s *Store) Counters() map[string]int64 {
@@ -85,6 +93,10 @@ func (s *Store) Counters() map[string]int64 {
 		"touches_written": st.touchesWritten.Load(),
 		"touches_dropped": st.touchesDropped.Load(),
 		"dropped":         st.dropped.Load(),
+		"adds_present":    st.addsPresent.Load(),
+		"lost":            st.lost.Load(),
+		"checksum_errors": st.checksumErrors.Load(),
+		"scrubbed":        st.scrubbed.Load(),
 		"write_errors":    st.writeErrors.Load(),
 		"gc_runs":         st.gcRuns.Load(),
 		"gc_batches":      st.gcBatches.Load(),

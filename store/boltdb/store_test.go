@@ -266,13 +266,15 @@ func putRaw(t *testing.T, s *Store, key string, raw []byte) {
 	}
 }
 
+// TestBadEnvelope stores a record whose checksum is right around bytes
+// that are not an envelope: a bug, not damage, reported as such.
 func TestBadEnvelope(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	mustSet(t, s, "good", value("fine"))
 	mustFlush(t, s)
-	putRaw(t, s, "garbage", []byte{0xde, 0xad})
+	putRaw(t, s, "garbage", frameRecord([]byte("garbage"), []byte{0xde, 0xad}))
 
 	if _, err := s.Get(ctx, "garbage"); !errors.Is(err, tier.ErrBadEnvelope) {
 		t.Fatalf("Get(garbage) = %v, want ErrBadEnvelope", err)
@@ -309,7 +311,8 @@ func TestAdd(t *testing.T) {
 	mustSet(t, s, "expired on disk", expired)
 	mustSet(t, s, "deleted", value("old"))
 	mustFlush(t, s)
-	putRaw(t, s, "garbage", []byte("not an envelope"))
+	putRaw(t, s, "garbage", frameRecord([]byte("garbage"), []byte("not an envelope")))
+	putRaw(t, s, "damaged", []byte("fails its checksum"))
 	mustSet(t, s, "pending", value("queued"))
 	mustSet(t, s, "expired pending", expired)
 	if err := s.Delete(ctx, "deleted"); err != nil {
@@ -321,26 +324,31 @@ func TestAdd(t *testing.T) {
 		want      string
 	}{
 		{"absent key is stored", "absent", nil, "added"},
-		{"entry on disk is kept", "on disk", tier.ErrNotStored, "old"},
+		{"entry on disk is kept", "on disk", nil, "old"},
 		{"pending value is kept", "pending", tier.ErrNotStored, "queued"},
 		{"pending delete counts as absent", "deleted", nil, "added"},
 		{"expired entry on disk is replaced", "expired on disk", nil, "added"},
 		{"expired pending value is replaced", "expired pending", nil, "added"},
 		{"garbage record is replaced", "garbage", nil, "added"},
+		{"damaged record is replaced", "damaged", nil, "added"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := s.Add(ctx, tc.key, value("added")); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Add = %v, want %v", err, tc.wantErr)
 			}
-			got, err := s.Get(ctx, tc.key)
-			if err != nil || string(got.Value) != tc.want {
-				t.Fatalf("Get after Add = %q, %v; want %q", got.Value, err, tc.want)
-			}
 		})
 	}
 	mustFlush(t, s)
-	for _, k := range []string{"absent", "deleted", "expired on disk", "expired pending", "garbage"} {
+	for _, tc := range cases {
+		if got, err := s.Get(ctx, tc.key); err != nil || string(got.Value) != tc.want {
+			t.Errorf("%s: Get after Add and Flush = %q, %v; want %q", tc.name, got.Value, err, tc.want)
+		}
+	}
+	if n := s.Counters()["adds_present"]; n != 1 {
+		t.Errorf("adds_present = %d, want 1 (the entry on disk)", n)
+	}
+	for _, k := range []string{"absent", "deleted", "expired on disk", "expired pending", "garbage", "damaged"} {
 		if e, ok := onDisk(t, s, k); !ok || string(e.Value) != "added" {
 			t.Errorf("%s: disk holds %q, %v after Add; want added", k, e.Value, ok)
 		}
@@ -464,5 +472,94 @@ func TestFileTruncatedUnderneath(t *testing.T) {
 	}
 	if n := s.Counters()["panics"]; n == 0 {
 		t.Error("the fault was not counted in panics")
+	}
+}
+
+// TestAddsUnderCommitsAllLand adds distinct keys from many goroutines
+// while the writer commits small batches as fast as it can, into a queue
+// far smaller than the keys: every Add returns nil, waiting for room when
+// it must, and every key is in the file afterwards. Nothing Add accepted
+// vanishes, whatever commits under it.
+func TestAddsUnderCommitsAllLand(t *testing.T) {
+	t.Parallel()
+	const workers, per = 8, 2000
+	ctx := context.Background()
+	s := openTest(t, WithFlushInterval(0), WithBatchSize(64), WithQueueSize(256), WithNoSync(true))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				if err := s.Add(ctx, fmt.Sprintf("w%d-%d", w, i), value("v")); err != nil {
+					t.Errorf("Add: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mustFlush(t, s)
+	missing := 0
+	for w := range workers {
+		for i := range per {
+			if _, ok := onDisk(t, s, fmt.Sprintf("w%d-%d", w, i)); !ok {
+				missing++
+			}
+		}
+	}
+	if c := s.Counters(); missing > 0 || c["dropped"] != 0 {
+		t.Errorf("%d of %d added keys missing from the file, dropped %d", missing, workers*per, c["dropped"])
+	}
+}
+
+// AddBulk waits for room while its context lets it, reports every entry
+// it took to done, and stops when the context ends.
+func TestAddBulk(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, WithQueueSize(3))
+	entries := func(yield func(string, tier.Entry) bool) {
+		for i := range 10 {
+			if !yield(fmt.Sprint("k", i), value("v")) {
+				return
+			}
+		}
+	}
+	// Stall the writer: it waits for bbolt's writer lock, held here.
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var order []string
+	results := map[string]error{}
+	record := func(k string, err error) { order = append(order, k); results[k] = err }
+	err = s.AddBulk(ctx, entries, record)
+	_ = tx.Rollback()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AddBulk into a stalled queue of 3 = %v, want DeadlineExceeded", err)
+	}
+	last := order[len(order)-1]
+	if len(order) == 10 || !errors.Is(results[last], ErrQueueFull) {
+		t.Fatalf("AddBulk took %v, the last with %v; want it stopped at one refused with ErrQueueFull", order, results[last])
+	}
+	for _, k := range order[:len(order)-1] {
+		if results[k] != nil {
+			t.Errorf("%s before the queue filled: %v", k, results[k])
+		}
+	}
+	clear(results)
+	if err := s.AddBulk(context.Background(), entries, func(k string, err error) { results[k] = err }); err != nil {
+		t.Fatalf("AddBulk once the writer runs = %v", err)
+	}
+	for k, err := range results {
+		if err != nil && !errors.Is(err, tier.ErrNotStored) {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	mustFlush(t, s)
+	for i := range 10 {
+		if _, ok := onDisk(t, s, fmt.Sprint("k", i)); !ok {
+			t.Errorf("k%d not in the file", i)
+		}
 	}
 }

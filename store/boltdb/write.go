@@ -4,30 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/tiercache/tiercache/tier"
 )
 
-// addAttempts bounds how often Add rereads the file when batches keep
-// committing under it; after that it reports the key as present, the
-// answer that never overwrites anything.
-const addAttempts = 3
-
 // Set queues e for key and returns without waiting for the disk; Get sees
 // it at once. For one key the last Set or Delete wins, on disk too.
 //
-// When the queue already holds WithQueueSize keys, the value is dropped
-// and counted in "dropped", and Set still returns nil: losing a backfill
-// costs a miss. It is queued as a delete instead, so that an older copy on
-// disk is not served in its place; only when deletes have filled their
-// reserve too (see Delete) is nothing queued, and an older copy may then be
-// served until it expires. A key
-// longer than bbolt allows (32767 bytes) or a record over 2 GiB returns an
-// error wrapping tier.ErrTooLarge.
-func (s *Store) Set(_ context.Context, key string, e tier.Entry) error {
+// When the queue already holds WithQueueSize keys, Set waits for the writer
+// to make room, as long as ctx lets it: a full queue means the disk is
+// behind, and waiting is the back-pressure that keeps every acknowledged
+// write. If ctx ends first, Set returns an error wrapping ErrQueueFull and
+// ctx's error, and counts the value in "dropped"; the key is then queued as
+// a delete, so that an older copy on disk is not served in its place,
+// unless deletes have filled their reserve too (see Delete), in which case
+// the error says the older copy may remain. A key longer than bbolt allows
+// (32767 bytes) or a record over 2 GiB returns an error wrapping
+// tier.ErrTooLarge.
+func (s *Store) Set(ctx context.Context, key string, e tier.Entry) error {
 	if err := s.writable("set"); err != nil {
 		return err
 	}
@@ -35,23 +31,36 @@ func (s *Store) Set(_ context.Context, key string, e tier.Entry) error {
 	if err != nil {
 		return err
 	}
-	switch s.q.set(key, record) {
+	switch s.q.set(ctx, key, record) {
 	case setClosed:
 		return errClosed
-	case setInvalidated, setDropped:
+	case setInvalidated:
 		s.stats.dropped.Add(1)
+		return fmt.Errorf("boltdb: set %.64q: value not written, older copy deleted: %w: %w", key, ErrQueueFull, ctx.Err())
+	case setDropped:
+		s.stats.dropped.Add(1)
+		return fmt.Errorf("boltdb: set %.64q: value not written, an older copy may remain: %w: %w", key, ErrQueueFull, ctx.Err())
 	}
 	return nil
 }
 
 // Add is Set for a key that holds no live entry: an unexpired value, queued
-// or in the file, makes it return an error wrapping tier.ErrNotStored.
-// Backfill and warmup use it so that they never overwrite what live traffic
-// wrote. As with memcached's add, an expired entry counts as absent (by the
-// WithClock clock): otherwise the refreshed value a backfill brings could
-// never replace it. So do a queued delete and a record that is not an
-// envelope. Like Set, Add does not wait for the disk, and drops the value
-// when the queue is full.
+// or in the file, is kept. Backfill and warmup use it so that they never
+// overwrite what live traffic wrote. As with memcached's add, an expired
+// entry counts as absent (by the WithClock clock): otherwise the refreshed
+// value a backfill brings could never replace it. So do a queued delete
+// and a record that fails its checksum or is not an envelope.
+//
+// Add reads nothing from the file: it queues the value, and the writer
+// stores it only if the file holds no live entry when the batch commits,
+// in the transaction that would write it. So Add returns an error wrapping
+// tier.ErrNotStored only when a live value is queued for the key; a live
+// entry in the file keeps the queued value out later, silently, and
+// counted in "adds_present". Until its batch commits a queued Add is read
+// back as the key's value.
+//
+// Like Set, Add waits for room in a full queue while ctx lets it, and
+// returns an error wrapping ErrQueueFull when ctx ends first.
 func (s *Store) Add(ctx context.Context, key string, e tier.Entry) error {
 	if err := s.writable("add"); err != nil {
 		return err
@@ -60,79 +69,68 @@ func (s *Store) Add(ctx context.Context, key string, e tier.Entry) error {
 	if err != nil {
 		return err
 	}
-	notStored := func() error { return fmt.Errorf("boltdb: add %.64q: %w", key, tier.ErrNotStored) }
 	now := s.opts.clock.Now()
-	for range addAttempts {
-		pendingRecord, pending, gen := s.q.lookupForAdd(key)
-		if pending && live(pendingRecord, now) {
-			return notStored()
-		}
-		if !pending {
-			present, err := s.stored(ctx, key, now)
-			if err != nil {
-				return err
-			}
-			if present {
-				return notStored()
-			}
-		}
-		// The file said absent at generation gen; add queues the value
-		// only if no batch has committed since, which could have stored
-		// the key in between.
-		present, stale, outcome := s.q.add(key, record, gen, now)
+	switch s.q.add(ctx, key, record, func(p pendingWrite) bool { return s.live([]byte(key), p.record, now) }) {
+	case setClosed:
+		return errClosed
+	case setPresent:
+		return fmt.Errorf("boltdb: add %.64q: %w", key, tier.ErrNotStored)
+	case setDropped:
+		s.stats.dropped.Add(1)
+		return fmt.Errorf("boltdb: add %.64q: value not written: %w: %w", key, ErrQueueFull, ctx.Err())
+	}
+	return nil
+}
+
+// AddBulk implements tier.BulkAdder: it adds every entry entries yields,
+// as Add does, calling done with Add's result for each, and returns early
+// with ctx's error when ctx ends (done has then been called for the entry
+// that found the queue full), or with an error wrapping tier.ErrClosed.
+// It is how a producer that fills the durable tier in the background
+// (a backfiller, a bulk load) gets back-pressure: it waits while the queue
+// is full instead of losing entries, and stops when its ctx says so.
+func (s *Store) AddBulk(ctx context.Context, entries iter.Seq2[string, tier.Entry], done func(key string, err error)) error {
+	for key, e := range entries {
+		err := s.Add(ctx, key, e)
+		done(key, err)
 		switch {
-		case present:
-			return notStored()
-		case stale:
-			continue
-		case outcome == setClosed:
-			return errClosed
-		case outcome == setDropped:
-			s.stats.dropped.Add(1)
+		case errors.Is(err, tier.ErrClosed):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
 		}
-		return nil
 	}
-	return notStored()
+	return nil
 }
 
-// stored reports whether the file holds a live entry for key at now.
-func (s *Store) stored(ctx context.Context, key string, now time.Time) (bool, error) {
-	if err := s.usable(ctx); err != nil {
-		return false, err
-	}
-	var present bool
-	err := s.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketEntries); b != nil {
-			present = live(b.Get(diskKey(key)), now)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, s.readError("add", key, err)
-	}
-	return present, nil
-}
-
-// live reports whether record is an entry Add must not replace at now: an
-// envelope that has not expired. nil, a pending delete or a missing key,
-// is not live.
-func live(record []byte, now time.Time) bool {
+// live reports whether record, stored for key (its user form), is an
+// entry Add must not replace at now: a sound record of an envelope that has
+// not expired. nil, for a pending delete or a missing key, is not live. It
+// decodes without copying the value, which it does not return.
+func (s *Store) live(key, record []byte, now time.Time) bool {
 	if record == nil {
 		return false
 	}
-	e, err := tier.DecodeEntry(record)
+	env := record
+	if !s.legacy {
+		var ok bool
+		if env, ok = checkRecord(key, record); !ok {
+			return false
+		}
+	}
+	e, err := tier.DecodeEntry(env)
 	return err == nil && !e.Expired(now)
 }
 
-// encode checks that bbolt can hold key and e and returns e's envelope.
+// encode checks that bbolt can hold key and e and returns e's record.
 func (s *Store) encode(key string, e tier.Entry) ([]byte, error) {
 	if len(key) > maxKeyLen {
 		return nil, fmt.Errorf("boltdb: key of %d bytes, bbolt holds at most %d: %w", len(key), maxKeyLen, tier.ErrTooLarge)
 	}
-	if tier.EnvelopeOverhead+len(e.Value) > maxRecordLen {
+	if recordHeader+tier.EnvelopeLoadOverhead+len(e.Value) > maxRecordLen {
 		return nil, fmt.Errorf("boltdb: value of %d bytes for %.64q: %w", len(e.Value), key, tier.ErrTooLarge)
 	}
-	return tier.EncodeEntry(e), nil
+	return encodeRecord(key, e), nil
 }
 
 // Delete queues the removal of key and returns without waiting for the
@@ -160,8 +158,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Flush waits until every write queued before the call is in the file,
 // telling the writer not to wait for a fuller batch. It returns the error
-// of a batch carrying one of those writes that failed to commit (the
-// writes are then requeued as deletes and retried), or ctx's error.
+// of a batch carrying one of those writes that failed to commit, or ctx's
+// error: nil means every write queued before the call reached the file.
+// The writes of a failed batch are queued again, as they were, and
+// retried; the overlay serves them meanwhile.
 // Warmup and tests use it; the read path never needs it.
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.usable(ctx); err != nil {

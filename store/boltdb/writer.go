@@ -11,8 +11,8 @@ import (
 )
 
 // Backoff between attempts after a batch fails to commit: the failed
-// writes wait, requeued as deletes, instead of the writer spinning on a
-// disk that is full or gone.
+// writes wait in the queue, as they were, instead of the writer spinning on
+// a disk that is full or gone.
 const (
 	retryMin = 10 * time.Millisecond
 	retryMax = time.Second
@@ -114,17 +114,22 @@ func (s *Store) sleep(d time.Duration) bool {
 
 // writeQueued commits batches until the queue is empty. With requeue it
 // stops at the first failure, its writes back in the queue for a retry;
-// without (closing), it tries every batch once and returns all failures.
+// without (closing), it tries every batch once and returns an error
+// wrapping ErrLostWrites that counts the writes whose last attempt failed,
+// with each failure.
 func (s *Store) writeQueued(requeue bool) error {
-	var errs []error
+	var (
+		errs []error
+		lost int
+	)
 	for {
 		b := s.q.take(s.opts.batchSize)
 		if len(b.writes) == 0 && len(b.touches) == 0 {
-			return errors.Join(errs...)
+			break
 		}
 		err := s.commit(b.writes, b.touches)
 		if len(b.writes) > 0 {
-			s.q.finish(b, err, requeue)
+			lost += s.q.finish(b, err, requeue)
 		}
 		if err != nil {
 			if requeue {
@@ -133,6 +138,11 @@ func (s *Store) writeQueued(requeue bool) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
+	s.stats.lost.Add(int64(lost))
+	return fmt.Errorf("boltdb: close %s: %d writes: %w: %w", s.path, lost, ErrLostWrites, errors.Join(errs...))
 }
 
 // commit applies writes, then touches, and the evictions the size cap
@@ -141,24 +151,41 @@ func (s *Store) writeQueued(requeue bool) error {
 // running.
 func (s *Store) commit(writes []write, touches []string) (err error) {
 	var (
-		puts, deletes, moved, evicted, txid int
-		after                               totals
+		puts, deletes, present, scrubbed, moved, evicted, txid int
+		after                                                  totals
 	)
+	now := s.opts.clock.Now()
 	err = s.update(func(tx *bolt.Tx) error {
+		puts, deletes, present, scrubbed = 0, 0, 0, 0
 		l, err := openLayout(tx)
 		if err != nil {
 			return err
 		}
 		for _, w := range writes {
 			k := diskKey(w.key)
-			if w.record == nil {
+			switch w.op {
+			case opDelete:
 				if _, err := l.remove(k); err != nil {
 					return fmt.Errorf("delete %.64q: %w", w.key, err)
 				}
 				deletes++
 				continue
+			case opScrub:
+				if old := l.entries.Get(k); old == nil || sound(k[1:], old) {
+					continue
+				}
+				if _, err := l.remove(k); err != nil {
+					return fmt.Errorf("remove damaged %.64q: %w", w.key, err)
+				}
+				scrubbed++
+				continue
 			}
-			if err := l.put(k, w.record); err != nil {
+			old := l.entries.Get(k)
+			if w.op == opAdd && old != nil && s.live(k[1:], old, now) {
+				present++
+				continue
+			}
+			if err := l.replace(k, old, w.record); err != nil {
 				return fmt.Errorf("put %.64q: %w", w.key, err)
 			}
 			puts++
@@ -182,6 +209,8 @@ func (s *Store) commit(writes []write, touches []string) (err error) {
 	s.stats.batchesWritten.Add(1)
 	s.stats.entriesWritten.Add(int64(puts))
 	s.stats.deletesWritten.Add(int64(deletes))
+	s.stats.addsPresent.Add(int64(present))
+	s.stats.scrubbed.Add(int64(scrubbed))
 	s.stats.touchesWritten.Add(int64(moved))
 	s.stats.evicted.Add(int64(evicted))
 	s.stats.setTotals(txid, after)

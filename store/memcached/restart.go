@@ -29,6 +29,13 @@ import (
 // reported once on Restarts, as a tier.Restart whose Owns selects the keys
 // placed on the node.
 //
+// A flush is reported only once the sentinel put back after it is found
+// again, one check later: a delayed flush_all (flush_all 2) voids every
+// item stored up to the second it takes effect, so for that second the
+// sentinel vanishes at every check, and a warmup started then would have
+// its adds accepted and discarded. Waiting for the sentinel to stay makes
+// the flush one report, and the warmup it starts land after it.
+//
 // The first successful check of a node only records what it finds: an empty
 // node at startup is a cold cache, which Warmup is for, not a restart. A
 // node that cannot be reached keeps what was last recorded, so a node that
@@ -104,6 +111,9 @@ type nodeWatch struct {
 	// unreported is the reason of a restart noticed while the node was
 	// still down, to report once it is back in service.
 	unreported string
+	// flushing is set when the sentinel vanished from the same process,
+	// until a check finds the sentinel put back and reports the flush.
+	flushing bool
 }
 
 // serverIncarnation is what one check found.
@@ -214,9 +224,15 @@ func (d *restartDetector) checkNode(n *nodeWatch) string {
 	case st.pid != n.pid || st.started != n.started || st.uptime < n.uptime:
 		reason = "restarted"
 		d.restarts.Add(1)
+		n.flushing = false
 	case !st.sentinel:
+		if !n.flushing {
+			d.flushes.Add(1)
+		}
+		n.flushing = true
+	case n.flushing:
 		reason = "flushed"
-		d.flushes.Add(1)
+		n.flushing = false
 	}
 	n.known, n.pid, n.started, n.uptime = true, st.pid, st.started, st.uptime
 	return reason

@@ -81,6 +81,41 @@ func TestRestartDetected(t *testing.T) {
 	}
 }
 
+// A delayed flush_all voids, once it takes effect, everything stored up to
+// that second, the sentinel put back included: it is reported once, after
+// it took effect, and what is stored once it is reported stays.
+func TestDelayedFlushReportedOnceAfterItTakesEffect(t *testing.T) {
+	t.Parallel()
+	tr, mc := newTestTier(t, WithRestartDetection(testDetect))
+	waitBaseline(t, tr)
+	conn, err := net.Dial("tcp", mc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprint(conn, "flush_all 2\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "OK\r\n" {
+		t.Fatalf("flush_all 2: %q, %v", line, err)
+	}
+	if r := nextRestart(t, tr); r.Reason != "flushed" {
+		t.Fatalf("after flush_all 2: %+v", r)
+	}
+	c := memcache.New(mc.Addr)
+	defer c.Close()
+	if err := c.Set(&memcache.Item{Key: "after", Value: []byte("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	noRestart(t, tr)
+	if _, err := c.Get("after"); err != nil {
+		t.Errorf("an item stored once the flush was reported: %v", err)
+	}
+	if n := tr.Counters()["flushes_detected"]; n != 1 {
+		t.Errorf("flushes_detected = %d, want 1", n)
+	}
+}
+
 // A node that live traffic found dead is marked down; its restart is
 // reported once it is back in service, which detection hastens instead
 // of waiting out the retry timeout.
