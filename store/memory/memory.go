@@ -22,7 +22,6 @@ type Tier struct {
 	ttl         time.Duration
 	grace       time.Duration
 	maxItemSize int
-	maxBytes    int64
 	now         func() time.Time
 	name        string
 
@@ -68,7 +67,6 @@ func New(opts ...Option) (*Tier, error) {
 		ttl:         cfg.ttl,
 		grace:       cfg.grace,
 		maxItemSize: int(min(int64(cfg.maxItemSize), cfg.maxBytes-EntryOverhead)),
-		maxBytes:    cfg.maxBytes,
 		now:         time.Now,
 		name:        cfg.name,
 	}

@@ -292,7 +292,7 @@ func TestCounters(t *testing.T) {
 	c := m.Counters()
 	want := map[string]int64{
 		"hits": 2, "misses": 1, "entries": 2, "evictions": 0, "too_large": 0,
-		"bytes": int64(1+10+EntryOverhead) + int64(1+EntryOverhead), "max_bytes": DefaultMaxBytes,
+		"bytes": int64(1+10+EntryOverhead) + int64(1+EntryOverhead),
 	}
 	for k, v := range want {
 		if c[k] != v {

@@ -6,8 +6,7 @@ package memory
 //	evictions      entries removed to stay within the byte or entry bound
 //	expirations    entries removed because their time was up
 //	too_large      values refused for their size
-//	bytes          what the entries count against max_bytes now
-//	max_bytes      that bound
+//	bytes          what the entries count against WithMaxBytes now
 //	entries        about how many entries the tier holds now
 func (t *Tier) Counters() map[string]int64 {
 	s := t.hitsMisses.Snapshot()
@@ -18,7 +17,6 @@ func (t *Tier) Counters() map[string]int64 {
 		"expirations": t.expirations.Load(),
 		"too_large":   t.tooLarge.Load(),
 		"bytes":       t.bytes.Load(),
-		"max_bytes":   t.maxBytes,
 		"entries":     t.Len(),
 	}
 }
