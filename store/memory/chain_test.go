@@ -90,6 +90,17 @@ func newChain(t *testing.T, srv *testenv.MemcachedServer, src tier.Loader, clk t
 	return &chain{mem: mem, cache: cache}
 }
 
+// newMemoryOnly is a memory tier with the default settings.
+func newMemoryOnly(t *testing.T) *memory.Tier {
+	t.Helper()
+	m, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // TestStampedeOneStatement: 200 callers of one cold key with memory on top
 // cost one SQL statement, counted at the server, and then nothing more:
 // the memory tier answers.
