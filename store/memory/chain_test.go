@@ -340,3 +340,65 @@ func TestNegativeEntriesInMemory(t *testing.T) {
 		t.Fatalf("Get after Set = %q, %v", v, err)
 	}
 }
+
+// slowLoader is the source as a clock sees it: each Load takes took.
+type slowLoader struct {
+	inner tier.Loader
+	clk   *clocktest.Clock
+	took  time.Duration
+}
+
+func (s *slowLoader) Load(ctx context.Context, keys []string) (map[string][]byte, error) {
+	s.clk.Advance(s.took)
+	return s.inner.Load(ctx, keys)
+}
+
+// TestEarlyRefreshFromMemory: with memory on top, hits on a hot key close
+// to the expiry of memcached's copy reload it before it expires (the
+// memory copy carries that expiry), and its readers never miss: past the
+// old expiry the key is still answered from memory.
+func TestEarlyRefreshFromMemory(t *testing.T) {
+	t.Parallel()
+	src := newSource(t, 10)
+	clk := clocktest.New(time.Now())
+	const ttl = 10 * time.Minute
+	c := newChain(t, testenv.Memcached(t), &slowLoader{inner: src.loader, clk: clk, took: 100 * time.Millisecond}, clk, ttl,
+		tier.WithEarlyRefresh(100))
+	ctx := context.Background()
+	if v, err := c.cache.Get(ctx, "8"); err != nil || string(v) != "v0" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	waitForMemory(t, c.mem, "8")
+	first, _ := c.mem.Get(ctx, "8")
+	if !first.Expires.After(clk.Now().Add(ttl - time.Second)) {
+		t.Fatalf("the copy in memory expires at %v, want memcached's, about %v from now", first.Expires, ttl)
+	}
+	src.update(t, "8", "v1")
+	clk.Advance(first.Expires.Sub(clk.Now()) - 50*time.Millisecond) // just before it expires
+	deadline := time.Now().Add(30 * time.Second)                    // generous: a busy machine must not fail the test
+	for c.cache.Stats().Refresh.Done == 0 {
+		if _, err := c.cache.Get(ctx, "8"); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no hit near the expiry started an early refresh")
+		}
+	}
+	for { // the refresh may write the tiers after it has answered
+		if e, err := c.mem.Get(ctx, "8"); err == nil && e.Expires.After(first.Expires) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the refreshed value never reached memory")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Advance(time.Second) // past the first copy's expiry
+	before := src.db.Selects(t)
+	if v, err := c.cache.Get(ctx, "8"); err != nil || string(v) != "v1" {
+		t.Fatalf("Get past the old expiry = %q, %v; want the refreshed v1", v, err)
+	}
+	if n := src.db.Selects(t) - before; n != 0 {
+		t.Fatalf("the key expired for its readers: %d SELECTs past the old expiry", n)
+	}
+}
