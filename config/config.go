@@ -455,6 +455,8 @@ func (f *File) check() problems {
 			ps.add(at("warmup", "auto"), "warmup: auto needs a memcached and a durable section")
 		case f.Memcached.RestartDetection <= 0:
 			ps.add(at("warmup", "auto"), "warmup: auto needs memcached.restart_detection (for example 2s) to notice restarts")
+		case f.Memory != nil:
+			ps.add(at("warmup", "auto"), "warmup: auto watches the top tier for restarts, and a memory section puts the memory tier on top: leave one of them out")
 		}
 	}
 	if l := f.Leases; l.TTL < 0 || l.Wait < 0 || l.ClockSkew < 0 {

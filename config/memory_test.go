@@ -52,6 +52,8 @@ func TestParseMemoryBad(t *testing.T) {
 		{"tiny max_bytes", "memory:\n  max_bytes: 10\n" + source, "memory.yml:2: memory: max_bytes 10"},
 		{"negative max_entries", "memory:\n  max_entries: -1\n" + source, "memory.yml:2: memory: max_entries -1"},
 		{"unknown key", "memory:\n  size: 1MiB\n" + source, `memory.yml:2: unknown key "size" in memory`},
+		{"auto warmup", "memory: {}\nmemcached:\n  servers: [127.0.0.1:11211]\n  restart_detection: 1s\ndurable:\n  path: x\nwarmup:\n  auto: true\n" + source,
+			"memory.yml:8: warmup: auto watches the top tier for restarts"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
