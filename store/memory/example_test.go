@@ -9,8 +9,8 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// A memory tier on top of a chain: the second Get is answered from this
-// process's memory, without reaching the source.
+// A memory tier on top of a chain: the second Get does not reach the
+// source.
 func Example() {
 	mem, err := memory.New(memory.WithMaxBytes(32<<20), memory.WithTTL(time.Second))
 	if err != nil {
@@ -32,9 +32,9 @@ func Example() {
 		v, _ := cache.Get(ctx, "42")
 		fmt.Println(string(v))
 	}
-	fmt.Println("loads:", loads, "memory hits:", mem.Counters()["hits"])
+	fmt.Println("loads:", loads)
 	// Output:
 	// body of 42
 	// body of 42
-	// loads: 1 memory hits: 1
+	// loads: 1
 }
