@@ -16,6 +16,7 @@ type options struct {
 	logger         *slog.Logger
 	withoutStats   bool
 	withoutDurable bool
+	withoutMemory  bool
 	durablePath    string
 	tierOpts       []tier.Option
 	memcachedOpts  []memcached.Option
@@ -34,6 +35,10 @@ func WithoutStatsServer() Option { return func(o *options) { o.withoutStats = tr
 // WithoutDurable builds the chain without its durable tier, for tools that
 // run beside a service holding the file.
 func WithoutDurable() Option { return func(o *options) { o.withoutDurable = true } }
+
+// WithoutMemory builds the chain without its memory tier, for tools that
+// measure the tiers below it.
+func WithoutMemory() Option { return func(o *options) { o.withoutMemory = true } }
 
 // WithDurablePath opens the durable tier at path instead of the file's
 // durable.path (the benchmark uses a scratch file).

@@ -1,6 +1,6 @@
-// Package tiercache builds a running cache chain, memcached → bbolt → SQL,
-// from a configuration file (see package config), with its metrics, stats
-// port and logs wired in.
+// Package tiercache builds a running cache chain, memory → memcached →
+// bbolt → SQL, from a configuration file (see package config), with its
+// metrics, stats port and logs wired in.
 //
 // The chain itself lives in package tier and the tiers in store/...; they
 // know nothing of files, YAML or Prometheus. This package is the glue an
@@ -35,6 +35,7 @@ import (
 	"github.com/tiercache/tiercache/metrics"
 	"github.com/tiercache/tiercache/store/boltdb"
 	"github.com/tiercache/tiercache/store/memcached"
+	"github.com/tiercache/tiercache/store/memory"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -44,7 +45,10 @@ import (
 type Chain struct {
 	// Cache is the read-through chain.
 	Cache *tier.Cache
-	// Memcached is the top tier, nil when the file has no memcached
+	// Memory is the in-process tier on top, nil when the file has no
+	// memory section or WithoutMemory was given.
+	Memory *memory.Tier
+	// Memcached is the memcached tier, nil when the file has no memcached
 	// section. Durable is the bbolt tier, nil when the file has no durable
 	// section or WithoutDurable was given. Both are the stores themselves,
 	// as the chain holds them.
@@ -99,6 +103,14 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 	}()
 
 	var tierOpts []tier.Option
+	if f.Memory != nil && !o.withoutMemory {
+		mem, err := buildMemory(f)
+		if err != nil {
+			return nil, err
+		}
+		c.Memory = mem
+		tierOpts = append(tierOpts, tier.WithTier(metrics.InstrumentTier(mem, c.Timings), memoryChainTTL(f, o)))
+	}
 	if f.Memcached != nil {
 		mc, err := buildMemcached(f, o.memcachedOpts)
 		if err != nil {
@@ -171,6 +183,34 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 	}()
 	ok = true
 	return c, nil
+}
+
+func buildMemory(f *config.File) (*memory.Tier, error) {
+	m := f.Memory
+	opts := []memory.Option{memory.WithMaxBytes(int64(m.MaxBytes)), memory.WithTTL(m.TTL.D()),
+		memory.WithMaxEntries(m.MaxEntries), memory.WithGrace(f.StaleWhileRevalidate.D())}
+	if m.MaxItemSize > 0 {
+		opts = append(opts, memory.WithMaxItemSize(int(m.MaxItemSize)))
+	}
+	mem, err := memory.New(opts...)
+	if err != nil {
+		return nil, f.Wrap([]string{"memory"}, err)
+	}
+	return mem, nil
+}
+
+// memoryChainTTL is the TTL the chain gives the memory tier: the TTL of the
+// tier below it, so that a value in memory carries the expiry of the copy
+// below (early refresh reads it); memory.ttl, which the tier applies
+// itself, bounds how long this process keeps it.
+func memoryChainTTL(f *config.File, o options) time.Duration {
+	switch {
+	case f.Memcached != nil:
+		return f.Memcached.TTL.D()
+	case f.Durable != nil && !o.withoutDurable:
+		return f.Durable.TTL.D()
+	}
+	return f.Memory.TTL.D()
 }
 
 func buildMemcached(f *config.File, extra []memcached.Option) (*memcached.Tier, error) {
@@ -366,6 +406,9 @@ func (c *Chain) closeParts() error {
 		errs = append(errs, c.Cache.Close())
 	} else {
 		// The cache never took ownership of the parts built so far.
+		if c.Memory != nil {
+			errs = append(errs, c.Memory.Close())
+		}
 		if c.Memcached != nil {
 			errs = append(errs, c.Memcached.Close())
 		}

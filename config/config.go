@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tiercache/tiercache/store/memcached"
+	"github.com/tiercache/tiercache/store/memory"
 )
 
 // Defaults for what a file leaves out.
@@ -21,6 +22,10 @@ const (
 	DefaultMemcachedTTL = 10 * time.Minute
 	DefaultDurableTTL   = 24 * time.Hour
 	DefaultDriver       = "mysql"
+	// DefaultMemoryTTL is how long the memory tier keeps an entry: short,
+	// since a Delete in another process cannot reach it.
+	DefaultMemoryTTL      = memory.DefaultTTL
+	DefaultMemoryMaxBytes = memory.DefaultMaxBytes
 )
 
 // File is a tiercache configuration. Sections left out of the file are nil
@@ -28,7 +33,10 @@ const (
 // the defaults documented on them. Line reports where a setting was
 // written, for errors found later (a server that does not resolve).
 type File struct {
-	// Memcached is the top tier, a pool of memcached servers.
+	// Memory is the in-process tier, on top of the others.
+	Memory *Memory `yaml:"memory"`
+	// Memcached is the top tier, a pool of memcached servers (the second,
+	// below memory, when there is a memory section).
 	Memcached *Memcached `yaml:"memcached"`
 	// Durable is the bbolt file below memcached.
 	Durable *Durable `yaml:"durable"`
@@ -99,6 +107,21 @@ type Memcached struct {
 	// TTL is how long a freshly loaded value lives in memcached (default
 	// 10m; 0 means no expiry).
 	TTL Duration `yaml:"ttl"`
+}
+
+// Memory is the in-process tier (store/memory). It holds values for ttl
+// at most, and never longer than the copy in the tier below it.
+type Memory struct {
+	// MaxBytes bounds keys, values and per-entry bookkeeping (default
+	// 64MiB); MaxEntries, when set, bounds the number of entries too.
+	MaxBytes   Size `yaml:"max_bytes"`
+	MaxEntries int  `yaml:"max_entries"`
+	// TTL is the longest this process serves a value from memory without
+	// asking the tier below, and so how stale it may serve a value another
+	// process changed (default 1s).
+	TTL Duration `yaml:"ttl"`
+	// MaxItemSize is the largest value kept in memory (default 1MiB).
+	MaxItemSize Size `yaml:"max_item_size"`
 }
 
 // Discovery is an endpoint that lists the memcached servers (an AWS
@@ -203,7 +226,7 @@ func init() {
 		"config.File": "the top level", "config.Memcached": "memcached",
 		"config.Discovery": "memcached.discovery", "config.Durable": "durable",
 		"config.Source": "source", "config.Stats": "stats", "config.Log": "log", "config.Warmup": "warmup",
-		"config.Leases": "leases",
+		"config.Leases": "leases", "config.Memory": "memory",
 	} {
 		registerSection(typ, section)
 	}
@@ -222,6 +245,7 @@ func Load(path string) (*File, error) {
 // used in error messages. Every problem found is reported in one *Error.
 func Parse(data []byte, name string) (*File, error) {
 	f := &File{
+		Memory:    &Memory{TTL: Duration(DefaultMemoryTTL), MaxBytes: DefaultMemoryMaxBytes},
 		Memcached: &Memcached{TTL: Duration(DefaultMemcachedTTL)},
 		Durable:   &Durable{TTL: Duration(DefaultDurableTTL)},
 		Source:    Source{Driver: DefaultDriver},
@@ -243,6 +267,9 @@ func Parse(data []byte, name string) (*File, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlProblems(err, data).err(name)
+	}
+	if f.node("memory") == nil {
+		f.Memory = nil
 	}
 	if f.node("memcached") == nil {
 		f.Memcached = nil
@@ -335,6 +362,20 @@ func (f *File) keyNode(path ...string) *yaml.Node {
 func (f *File) check() problems {
 	var ps problems
 	at := f.Line
+	if m := f.Memory; m != nil {
+		if m.TTL <= 0 {
+			ps.add(at("memory", "ttl"), "memory: ttl %v: want a positive duration (it bounds how stale another process's change may be served)", m.TTL.D())
+		}
+		if m.MaxBytes < memory.EntryOverhead {
+			ps.add(at("memory", "max_bytes"), "memory: max_bytes %d: want at least %d", int64(m.MaxBytes), memory.EntryOverhead)
+		}
+		if m.MaxEntries < 0 {
+			ps.add(at("memory", "max_entries"), "memory: max_entries %d: must not be negative", m.MaxEntries)
+		}
+		if m.MaxItemSize < 0 {
+			ps.add(at("memory", "max_item_size"), "memory: max_item_size %d: must not be negative", int64(m.MaxItemSize))
+		}
+	}
 	if mc := f.Memcached; mc != nil {
 		switch {
 		case len(mc.Servers) == 0 && mc.Discovery == nil:
@@ -418,6 +459,8 @@ func (f *File) check() problems {
 			ps.add(at("warmup", "auto"), "warmup: auto needs a memcached and a durable section")
 		case f.Memcached.RestartDetection <= 0:
 			ps.add(at("warmup", "auto"), "warmup: auto needs memcached.restart_detection (for example 2s) to notice restarts")
+		case f.Memory != nil:
+			ps.add(at("warmup", "auto"), "warmup: auto watches the top tier for restarts, and a memory section puts the memory tier on top: leave one of them out")
 		}
 	}
 	if l := f.Leases; l.TTL < 0 || l.Wait < 0 || l.ClockSkew < 0 {

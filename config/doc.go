@@ -3,6 +3,9 @@
 //
 // # Basics
 //
+//	memory:
+//	  max_bytes: 256MiB
+//	  ttl: 1s
 //	memcached:
 //	  servers:
 //	    - 10.0.0.1:11211:1 cache-a

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
 )
 
 // commandLine is how the running command was invoked, for its report.
@@ -39,6 +41,7 @@ type benchFlags struct {
 	baseline    bool
 	json        bool
 	keyFormat   string
+	memory      bool
 }
 
 var scenarios = []string{"hit", "durable", "cold", "stampede", "multi", "zipf"}
@@ -53,7 +56,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 --concurrency workers for --duration (or --count operations) and prints the
 throughput and the p50, p90, p99 and p99.9 latency of one operation:
 
-  hit       Get of a key memcached holds
+  hit       Get of a key memcached holds; with --memory, of a key the
+            memory tier holds (the file needs a memory section)
   durable   Get of a key memcached lacks and the durable tier holds (then
             backfilled; the key is deleted from memcached again, untimed)
   cold      Get of a key only the source has (the key is invalidated in
@@ -73,7 +77,8 @@ query for one key — so both run in the same conditions, and the report
 gives chain/baseline ratios: the p50 ratio is the median of the per-round
 ratios (--rounds).
 
-hit, durable and multi write keys "bench:c:N" (and "bench:r:N" for the
+Only hit --memory builds the file's memory tier: the other scenarios
+measure the tiers below it. hit, durable and multi write keys "bench:c:N" (and "bench:r:N" for the
 baseline) to memcached and delete them at the end. The durable tier is a
 scratch file, never the file of -c. ops/s is operations over the time spent
 in them, per worker, summed over the workers (for stampede: callers over
@@ -89,9 +94,9 @@ exist in the source, chosen with Zipf popularity (--zipf-s), and every tier
 keeps values for --ttl only; with --invalidate, the processes also Delete
 (or Set, --invalidate-with) that many Zipf-chosen keys a second between
 them. It compares --variants of the chain in one run: configured (the file
-as it is), off (no leases, early refresh or stale-while-revalidate), or
-leases, early and swr joined by + (those features only, with the file's
-settings or defaults). Each round runs every variant for --phase, the
+as it is), off (no leases, early refresh, stale-while-revalidate or memory
+tier), or leases, early, swr and memory joined by + (those features only,
+with the file's settings or defaults). Each round runs every variant for --phase, the
 first --settle of it not measured, in turn (A B A B ...), for --duration
 (1m unless given), so that whatever else the machine does falls on all of
 them. A variant's keys expire while the others run, so each of its phases
@@ -129,7 +134,11 @@ seconds: the application's keys are never touched.`,
 				return err
 			}
 			defer os.RemoveAll(dir)
-			chain, err := g.loadChain(scratchDurable(dir + "/bench.db")...)
+			opts := scratchDurable(dir + "/bench.db")
+			if a[0] != "hit" || !fl.memory {
+				opts = append(opts, tiercache.WithoutMemory())
+			}
+			chain, err := g.loadChain(opts...)
 			if err != nil {
 				return err
 			}
@@ -157,6 +166,7 @@ seconds: the application's keys are never touched.`,
 	f.IntVar(&fl.rounds, "rounds", 5, "rounds the run is split into for the ratios")
 	f.BoolVar(&fl.baseline, "baseline", false, "interleave the same work without tiercache and print the ratios")
 	f.BoolVar(&fl.json, "json", false, "print the report as JSON")
+	f.BoolVar(&fl.memory, "memory", false, "hit: Gets the memory tier answers")
 	f.StringVar(&fl.keyFormat, "key-format", "%d", "cold, stampede, zipf: the source's keys, from 1 to --keys")
 	zf.register(f)
 	return cmd

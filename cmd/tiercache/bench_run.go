@@ -49,6 +49,9 @@ func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl b
 		if chain.Memcached == nil {
 			return nil, fmt.Errorf("scenario %s needs a memcached section in %s", scenario, chain.Config.Path())
 		}
+		if scenario == "hit" && fl.memory && chain.Memory == nil {
+			return nil, fmt.Errorf("hit --memory needs a memory section in %s", chain.Config.Path())
+		}
 		if scenario == "durable" && chain.Durable == nil {
 			return nil, fmt.Errorf("scenario durable needs a durable section in %s", chain.Config.Path())
 		}

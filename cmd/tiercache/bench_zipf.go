@@ -53,7 +53,7 @@ func (z *zipfFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&z.ttl, "ttl", 2*time.Second, "zipf: the TTL of every tier, instead of the file's")
 	f.Float64Var(&z.invalidate, "invalidate", 0, "zipf: invalidations per second, of Zipf-chosen keys, shared by the processes")
 	f.StringVar(&z.invalidateWith, "invalidate-with", "delete", "zipf: invalidate with delete, or set (writing back the value read)")
-	f.StringVar(&z.variants, "variants", "configured,off", "zipf: the chains compared: configured, off, or leases, early, swr joined by +")
+	f.StringVar(&z.variants, "variants", "configured,off", "zipf: the chains compared: configured, off, or leases, early, swr, memory joined by +")
 	f.DurationVar(&z.phase, "phase", 6*time.Second, "zipf: how long each variant runs in each round")
 	f.DurationVar(&z.settle, "settle", 2*time.Second, "zipf: the start of each phase, not measured")
 	f.StringVar(&z.durableDir, "durable-dir", "", "zipf: where the processes' scratch durable files go (default: the temporary directory)")

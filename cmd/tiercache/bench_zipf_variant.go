@@ -15,10 +15,12 @@ import (
 // rewritten, and every process derives the same variants from it.
 //
 //	configured          the file as it is
-//	off                 no leases, no early refresh, no stale-while-revalidate
-//	leases+early+swr    exactly the features named (any of the three, joined
-//	                    by +), with the file's settings for them, or defaults
-//	                    where the file has none
+//	off                 no leases, no early refresh, no stale-while-revalidate,
+//	                    no memory tier
+//	leases+early+swr    exactly the features named (any of leases, early,
+//	+memory             swr and memory, joined by +), with the file's
+//	                    settings for them, or defaults where the file has
+//	                    none
 
 // Defaults for a feature a variant turns on that the file leaves off.
 const (
@@ -27,7 +29,7 @@ const (
 )
 
 // variantFeatures are the words a variant may combine.
-var variantFeatures = []string{"leases", "early", "swr"}
+var variantFeatures = []string{"leases", "early", "swr", "memory"}
 
 // parseVariants checks a --variants list.
 func parseVariants(list string) ([]string, error) {
@@ -83,9 +85,15 @@ func variantConfig(f *config.File, name string, index int, ttl time.Duration) *c
 	switch name {
 	case "configured":
 	case "off":
-		vf.Leases.Enabled, vf.EarlyRefresh, vf.StaleWhileRevalidate = false, 0, 0
+		vf.Leases.Enabled, vf.EarlyRefresh, vf.StaleWhileRevalidate, vf.Memory = false, 0, 0, nil
 	default:
 		words := strings.Split(name, "+")
+		switch {
+		case !slices.Contains(words, "memory"):
+			vf.Memory = nil
+		case vf.Memory == nil:
+			vf.Memory = &config.Memory{TTL: config.Duration(config.DefaultMemoryTTL), MaxBytes: config.DefaultMemoryMaxBytes}
+		}
 		vf.Leases.Enabled = slices.Contains(words, "leases")
 		switch {
 		case !slices.Contains(words, "early"):
@@ -127,6 +135,9 @@ func describeVariant(vf *config.File) string {
 		parts = append(parts, fmt.Sprintf("stale-while-revalidate %v", g))
 	} else {
 		parts = append(parts, "no stale-while-revalidate")
+	}
+	if m := vf.Memory; m != nil {
+		parts = append(parts, fmt.Sprintf("memory tier (ttl %v)", m.TTL.D()))
 	}
 	if vf.TTLJitter > 0 {
 		parts = append(parts, fmt.Sprintf("TTL jitter ±%g%%", 100*vf.TTLJitter))

@@ -143,8 +143,11 @@ func countersOf(d tier.Stats) zipfCounters {
 		LeaseTimeouts: d.Leases.Timeouts, LeaseFallbacks: d.Leases.Fallbacks,
 		EarlyRefreshes: d.Refresh.Early, RefreshesDone: d.Refresh.Done, Invalidations: d.Invalidations,
 	}
-	if len(d.Tiers) > 0 {
-		c.TopHits, c.TopMisses, c.TopErrors = d.Tiers[0].Hits, d.Tiers[0].Misses, d.Tiers[0].Errors
+	for _, t := range d.Tiers {
+		if t.Name == "memcached" { // below the memory tier, when there is one
+			c.TopHits, c.TopMisses, c.TopErrors = t.Hits, t.Misses, t.Errors
+			break
+		}
 	}
 	return c
 }

@@ -60,7 +60,9 @@ first) at full speed before the rate applies.`,
 				}
 				opts = append(opts, tiercache.WithDurablePath(copyPath))
 			}
-			chain, err := g.loadChain(opts...)
+			// memcached is what a warmup refills; a memory tier of this
+			// command's own would only hold copies for a second.
+			chain, err := g.loadChain(append(opts, tiercache.WithoutMemory())...)
 			if err != nil {
 				return err
 			}
