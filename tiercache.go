@@ -109,7 +109,7 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 			return nil, err
 		}
 		c.Memory = mem
-		tierOpts = append(tierOpts, tier.WithTier(metrics.InstrumentTier(mem, c.Timings), memoryChainTTL(f, o)))
+		tierOpts = append(tierOpts, tier.WithTier(mem, memoryChainTTL(f, o)))
 	}
 	if f.Memcached != nil {
 		mc, err := buildMemcached(f, o.memcachedOpts)

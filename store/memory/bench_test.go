@@ -52,8 +52,8 @@ func hitChains(b *testing.B) (keys []string, chains []hitChain) {
 		return mc
 	}
 	timings := metrics.NewTimings()
-	build := func(name string, tiers ...tier.Tier) hitChain {
-		var opts []tier.Option
+	build := func(name string, extra []tier.Option, tiers ...tier.Tier) hitChain {
+		opts := append([]tier.Option(nil), extra...)
 		for _, t := range tiers {
 			opts = append(opts, tier.WithTier(t, time.Hour))
 		}
@@ -65,10 +65,10 @@ func hitChains(b *testing.B) (keys []string, chains []hitChain) {
 		return hitChain{name: name, cache: c}
 	}
 	chains = []hitChain{
-		build("memory", newMemory()),
-		build("memory+memcached", newMemory(), newMemcached("a:")),
-		build("instrumented", metrics.InstrumentTier(newMemory(), timings), metrics.InstrumentTier(newMemcached("b:"), timings)),
-		build("memcached", newMemcached("c:")),
+		build("memory", nil, newMemory()),
+		build("memory+memcached", nil, newMemory(), newMemcached("a:")),
+		build("observed", []tier.Option{tier.WithObserver(timings.Observer())}, newMemory(), newMemcached("b:")),
+		build("memcached", nil, newMemcached("c:")),
 	}
 	ctx := context.Background()
 	for i := range benchKeys {
