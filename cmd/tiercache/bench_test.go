@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 )
 
 // TestBench runs every scenario in a tiny count-limited run and checks the
@@ -26,7 +28,7 @@ func TestBench(t *testing.T) {
 	for _, c := range cases {
 		args := append([]string{"bench", "-c", r.config, "--json", "--baseline", "--rounds", "2", c.scenario}, c.flags...)
 		out := mustCLI(t, exitOK, "", args...)
-		var rep benchReport
+		var rep bench.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("%s: %v\n%s", c.scenario, err, out)
 		}

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 	"github.com/tiercache/tiercache/config"
 	"github.com/tiercache/tiercache/metrics"
-	"github.com/tiercache/tiercache/store/boltdb"
 )
 
 // Exit codes scripts can rely on.
@@ -73,9 +73,12 @@ func run(ctx context.Context, args []string, io stdio) int {
 	}
 	code := exitFailure
 	var ee *exitError
+	var ue *bench.UsageError
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code
+	case errors.As(err, &ue):
+		code = exitUsage
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
 		strings.HasPrefix(err.Error(), "unknown shorthand flag"):
 		code = exitUsage
@@ -172,11 +175,4 @@ func (g *globals) loadChain(opts ...tiercache.Option) (*tiercache.Chain, error) 
 // stats server (the service owns the port), the file's logger.
 func (g *globals) toolOptions(f *config.File) []tiercache.Option {
 	return []tiercache.Option{tiercache.WithoutStatsServer(), tiercache.WithLogger(g.logger(f))}
-}
-
-// scratchDurable puts a chain's durable tier in a file of its own at path,
-// for a benchmark: no GC, and no waiting for a lock nobody else holds.
-func scratchDurable(path string) []tiercache.Option {
-	return []tiercache.Option{tiercache.WithDurablePath(path),
-		tiercache.WithDurableOptions(boltdb.WithGCInterval(0), boltdb.WithLockTimeout(0))}
 }
