@@ -61,7 +61,7 @@ type Chain struct {
 	Logger   *slog.Logger
 
 	statsAddr string
-	server    *http.Server
+	server    *metrics.StatsServer
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -321,7 +321,7 @@ func (c *Chain) serveStats(f *config.File) error {
 		return f.Wrap([]string{"stats", "listen"}, err)
 	}
 	c.statsAddr = ln.Addr().String()
-	c.server = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	c.server = metrics.NewStatsServer(c.Cache, c.Registry)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -329,7 +329,7 @@ func (c *Chain) serveStats(f *config.File) error {
 			c.Logger.Error("stats server stopped", "addr", c.statsAddr, "err", err)
 		}
 	}()
-	c.Logger.Info("serving stats", "addr", c.statsAddr, "paths", "/stats /metrics")
+	c.Logger.Info("serving stats", "addr", c.statsAddr, "http", "/ /stats /metrics", "raw", "the stats JSON")
 	return nil
 }
 
