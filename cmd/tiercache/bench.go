@@ -44,8 +44,11 @@ query for one key — so both run in the same conditions, and the report
 gives chain/baseline ratios: the p50 ratio is the median of the per-round
 ratios (--rounds).
 
-hit, durable and multi write keys "bench:c:N" (and "bench:r:N" for the
-baseline) to memcached and delete them at the end. The durable tier is a
+Every scenario's memcached keys carry a prefix of its own, "bench:SCENARIO:"
+after key_prefix, so the application's keys in a shared memcached are never
+read, overwritten or deleted, not even by cold and stampede, which ask the
+source for its own keys. hit, durable and multi write keys "bench:c:N" (and
+"bench:r:N" for the baseline) under it and delete them at the end. The durable tier is a
 scratch file, never the file of -c. ops/s is operations over the time spent
 in them, per worker, summed over the workers (for stampede: callers over
 the time from each release to its last answer). Start the memcached you

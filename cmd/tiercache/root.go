@@ -158,15 +158,16 @@ func (g *globals) logger(f *config.File) *slog.Logger {
 }
 
 // loadChain builds the chain of -c for a tool: no stats server (the
-// service owns the port), the file's logger.
-func (g *globals) loadChain(opts ...tiercache.Option) (*tiercache.Chain, error) {
+// service owns the port), the file's logger. busyHint is what the command
+// offers when a service holds the durable file (see busyOr).
+func (g *globals) loadChain(busyHint string, opts ...tiercache.Option) (*tiercache.Chain, error) {
 	f, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	chain, err := tiercache.Build(f, append(g.toolOptions(f), opts...)...)
 	if err != nil {
-		return nil, busy(err)
+		return nil, busyOr(err, busyHint)
 	}
 	return chain, nil
 }

@@ -60,7 +60,7 @@ first) at full speed before the rate applies.`,
 				}
 				opts = append(opts, tiercache.WithDurablePath(copyPath))
 			}
-			chain, err := g.loadChain(opts...)
+			chain, err := g.loadChain(copyHint, opts...)
 			if err != nil {
 				return err
 			}

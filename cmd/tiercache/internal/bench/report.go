@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/config"
 )
 
 // writeReport writes rep to w as indented JSON when asJSON is set, and
@@ -62,6 +63,7 @@ func Run(ctx context.Context, env Env, scenario string, fl Flags) error {
 	if err != nil {
 		return err
 	}
+	f = privatePrefix(f, scenario)
 	dir, err := os.MkdirTemp("", "tiercache-bench-")
 	if err != nil {
 		return err
@@ -83,6 +85,22 @@ func Run(ctx context.Context, env Env, scenario string, fl Flags) error {
 	}
 	rep.Command = env.Command
 	return writeReport(env.Out, fl.JSON, rep, func() { printBench(env.Out, rep) })
+}
+
+// privatePrefix returns a copy of f whose memcached keys carry a prefix
+// of the scenario's own, "bench:SCENARIO:" after key_prefix, so that a
+// benchmark never reads, overwrites or deletes the application's keys in
+// a shared memcached, even when it asks for the source's own keys (cold,
+// stampede).
+func privatePrefix(f *config.File, scenario string) *config.File {
+	if f.Memcached == nil {
+		return f
+	}
+	pf := *f
+	mc := *f.Memcached
+	mc.KeyPrefix = fmt.Sprintf("%sbench:%s:", f.Memcached.KeyPrefix, scenario)
+	pf.Memcached = &mc
+	return &pf
 }
 
 // Report is what bench prints; --json prints it as is.
