@@ -288,6 +288,6 @@ func handler(stats *StatsHandler, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/stats", stats)
-	mux.Handle("/{$}", stats)
+	mux.Handle("/{$}", pageOrStats(stats))
 	return mux
 }

@@ -17,9 +17,10 @@ import (
 // first bytes before it takes the client for a raw collector. An HTTP
 // client writes its request as soon as it is connected; a twemproxy
 // collector (telegraf, Diamond, nc) writes nothing and waits for the dump.
-// The wait is generous for a loaded machine, where an HTTP client may be
-// scheduled late, and short for a collector that waits for its answer.
-const DefaultSniffTimeout = 100 * time.Millisecond
+// A browser may open its connection a little before it writes (chromium
+// under load was seen to take more than 100ms), and a collector that
+// polls every ten seconds or more does not mind a second's wait.
+const DefaultSniffTimeout = time.Second
 
 // rawWriteTimeout bounds writing the dump to a raw client that stops
 // reading.
