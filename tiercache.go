@@ -162,6 +162,16 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c.stop = stop
+	if f.Stats.Graphite != "" && !o.withoutStats {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			err := metrics.PushGraphite(ctx, c.Registry, f.Stats.Graphite, f.Stats.GraphitePrefix, f.Stats.GraphiteInterval.D(), c.Logger)
+			if err != nil {
+				c.Logger.Error("graphite push not started", "addr", f.Stats.Graphite, "err", err)
+			}
+		}()
+	}
 	w := newWatcher(c.Cache, c.Logger)
 	c.bg.Add(1)
 	go func() {
