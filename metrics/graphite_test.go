@@ -74,7 +74,7 @@ func TestPushGraphite(t *testing.T) {
 	defer mu.Unlock()
 	for path, want := range map[string]float64{
 		"app1.cache.tiercache_tier_hits_total.tier.memcached": 1,
-		"app1.cache.tiercache_loader_statements_total":         2,
+		"app1.cache.tiercache_loader_statements_total":        2,
 	} {
 		if v, ok := got[path]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v; got %d paths", path, v, ok, want, len(got))

@@ -105,7 +105,7 @@ described by a YAML file (see docs/operations.md):
   tiercache bench -c tiercache.yml hit --baseline
   tiercache ring --servers 10.0.0.1:11211:1,10.0.0.2:11211:1 < keys.txt
   tiercache inspect /var/lib/app/cache.db
-  tiercache stats --addr 127.0.0.1:22222
+  tiercache stats --addr 127.0.0.1:22223
 
 Exit codes: 0 success, 1 error, 2 usage error, 3 a key was not found (get),
 4 the durable file is held by another process (inspect, gc, compact, warmup).`,
