@@ -200,8 +200,8 @@ func buildMemcached(f *config.File, extra []memcached.Option) (*memcached.Tier, 
 	if m.MaxItemSize > 0 {
 		opts = append(opts, memcached.WithMaxItemSize(int(m.MaxItemSize)))
 	}
-	if m.MaxIdleConns > 0 {
-		opts = append(opts, memcached.WithMaxIdleConns(m.MaxIdleConns))
+	if m.ServerConnections > 0 {
+		opts = append(opts, memcached.WithServerConnections(m.ServerConnections))
 	}
 	if m.HashTag != "" {
 		opts = append(opts, memcached.WithHashTag(string(m.HashTag)))
@@ -248,7 +248,7 @@ func memcachedSetting(err error) []string {
 	for _, s := range []struct{ words, key string }{
 		{"distribution", "distribution"}, {"hash tag", "hash_tag"}, {"hash", "hash"},
 		{"retry timeout", "retry_timeout"}, {"timeout", "timeout"}, {"prefix", "key_prefix"},
-		{"item size", "max_item_size"}, {"idle", "max_idle_conns"}, {"failure limit", "failure_limit"},
+		{"item size", "max_item_size"}, {"server connections", "server_connections"}, {"failure limit", "failure_limit"},
 		{"ejected", "ejected_ttl_cap"}, {"discovery", "discovery"}, {"restart", "restart_detection"},
 		{"auto-eject", "auto_eject_hosts"}, {"AutoEject", "auto_eject_hosts"},
 	} {

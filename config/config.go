@@ -59,6 +59,8 @@ type File struct {
 	Stats Stats `yaml:"stats"`
 	// Log sets the structured log.
 	Log Log `yaml:"log"`
+	// Serve configures tiercache serve.
+	Serve Serve `yaml:"serve"`
 
 	path string
 	root *yaml.Node
@@ -91,7 +93,9 @@ type Memcached struct {
 	RestartDetection Duration `yaml:"restart_detection"`
 	KeyPrefix        string   `yaml:"key_prefix"`
 	MaxItemSize      Size     `yaml:"max_item_size"`
-	MaxIdleConns     int      `yaml:"max_idle_conns"`
+	// ServerConnections is how many connections to open to each server
+	// at most, as twemproxy's server_connections (default 2).
+	ServerConnections int `yaml:"server_connections"`
 	// TTL is how long a freshly loaded value lives in memcached (default
 	// 10m; 0 means no expiry).
 	TTL Duration `yaml:"ttl"`
@@ -368,7 +372,7 @@ func (f *File) check() problems {
 		for _, c := range []struct {
 			name string
 			v    int
-		}{{"failure_limit", mc.FailureLimit}, {"max_idle_conns", mc.MaxIdleConns}} {
+		}{{"failure_limit", mc.FailureLimit}, {"server_connections", mc.ServerConnections}} {
 			if c.v < 0 {
 				ps.add(at("memcached", c.name), "memcached: %s %d: must not be negative", c.name, c.v)
 			}
@@ -453,6 +457,7 @@ func (f *File) check() problems {
 			ps.add(at("stats", "listen"), "stats: listen %q: want host:port", f.Stats.Listen)
 		}
 	}
+	f.checkServe(&ps)
 	if _, err := ParseLevel(f.Log.Level); err != nil {
 		ps.add(at("log", "level"), "log: %v", err)
 	}

@@ -27,6 +27,7 @@ func TestReadThroughAndBackfill(t *testing.T) {
 	if n := r.db.Selects(t) - q0; n != 1 {
 		t.Errorf("cold Get: %d SELECTs at the server, want 1", n)
 	}
+	filled(t, r.cache)
 	// Backfilled into memcached with the envelope and the top tier's TTL.
 	raw, err := memcache.New(r.mc.Addr).Get("42")
 	if err != nil {
@@ -74,6 +75,7 @@ func TestBackfillFromDiskKeepsRemainingTTL(t *testing.T) {
 	if err != nil || string(v) != "from disk" {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
+	filled(t, r.cache)
 	e, err := r.mcTier.Get(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +158,7 @@ func TestGetMultiEndToEnd(t *testing.T) {
 	if n := r.db.Selects(t) - q0; n != 3 {
 		t.Errorf("%d SELECTs for 1202 cold keys, want 3 (batches of 500)", n)
 	}
+	filled(t, r.cache)
 	q0 = r.db.Selects(t)
 	before := r.cache.Stats()
 	m, err = r.cache.GetMulti(ctx, keys)
@@ -232,6 +235,7 @@ func TestSetAndDeleteEveryTier(t *testing.T) {
 	if _, err := r.cache.Get(ctx, "1"); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, r.cache)
 	mustExec(t, r.db.DB, "UPDATE articles SET body = 'new' WHERE id = '1'")
 	if err := r.cache.Set(ctx, "1", []byte("new")); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ func TestMemcachedKilledWhileServing(t *testing.T) {
 	if _, err := r.cache.GetMulti(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, r.cache)
 
 	var served, failed atomic.Int64
 	var firstErr atomic.Value
@@ -93,6 +94,7 @@ func TestRestartThenWarmupCostsNoSQL(t *testing.T) {
 	if _, err := r.cache.GetMulti(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, r.cache)
 	r.mc.Restart()
 	q0 := r.db.Selects(t)
 	ws, err := r.cache.Warmup(ctx)
@@ -274,6 +276,7 @@ func TestAwkwardKeysThroughTheChain(t *testing.T) {
 			t.Errorf("%s: cold Get = %q, %v", name, v, err)
 		}
 	}
+	filled(t, r.cache)
 	q0 := r.db.Selects(t)
 	before := r.cache.Stats()
 	for name, k := range keys {
@@ -311,6 +314,7 @@ func TestValuesAroundMemcachedItemSize(t *testing.T) {
 		if err != nil || !bytes.Equal(v, tc.want) {
 			t.Fatalf("%s: Get = %d bytes, %v", tc.key, len(v), err)
 		}
+		filled(t, r.cache)
 		_, err = r.mcTier.Get(ctx, tc.key)
 		if got := err == nil; got != tc.inMemcach {
 			t.Errorf("%s: in memcached = %v, want %v (%v)", tc.key, got, tc.inMemcach, err)

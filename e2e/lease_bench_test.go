@@ -219,7 +219,7 @@ func BenchmarkGetHitLeasesInterleaved(b *testing.B) {
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			mc := testenv.Memcached(b)
-			mcTier, err := memcached.New([]string{mc.Addr + ":1"}, memcached.WithMaxIdleConns(benchPool))
+			mcTier, err := memcached.New([]string{mc.Addr + ":1"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -105,6 +105,7 @@ func getValue(t *testing.T, c *tier.Cache, key string) string {
 	if err != nil {
 		t.Fatalf("Get(%q): %v", key, err)
 	}
+	filled(t, c)
 	return string(v)
 }
 
@@ -133,6 +134,7 @@ func TestLeaseLateFillRefusedEndToEnd(t *testing.T) {
 	if v := <-got; v != old {
 		t.Fatalf("the racing Get = %.20q, want the old row (it began before the Delete)", v)
 	}
+	filled(t, a.cache)
 	if st := a.cache.Stats().Leases; st.Refused != 1 {
 		t.Fatalf("lease stats %+v, want the fill refused", st)
 	}

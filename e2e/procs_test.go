@@ -145,7 +145,7 @@ func newHelperChain(job helperJob) (*helperChain, error) {
 	// Generous timeouts: a dozen race-detector processes share two cores,
 	// and a node marked down would turn leases off for its keys.
 	mc, err := memcached.New([]string{job.Memcached + ":1"}, memcached.WithTimeout(10*time.Second),
-		memcached.WithFailureLimit(1<<20), memcached.WithMaxIdleConns(max(job.Goroutines, 8)))
+		memcached.WithFailureLimit(1<<20))
 	if err != nil {
 		return nil, err
 	}

@@ -129,6 +129,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// filled waits until c has written what its trips found into the tiers:
+// a trip answers its callers first.
+func filled(t testing.TB, c *tier.Cache) {
+	t.Helper()
+	waitFor(t, "the fills", func() bool { return c.Stats().Fills.Pending == 0 })
+}
+
 // reopen builds a new chain over the same memcached, database and bbolt
 // file, as a restarted process would.
 func reopen(t testing.TB, old *rig, tierOpts ...tier.Option) *rig {

@@ -39,6 +39,11 @@ func twoTierCache(t *testing.T) *tier.Cache {
 	ctx := context.Background()
 	for _, k := range []string{"k", "k", "absent"} {
 		_, _ = cache.Get(ctx, k)
+		// The chain fills the tiers after answering: the second Get must
+		// find the first one's value in the top tier.
+		for cache.Stats().Fills.Pending > 0 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	return cache
 }

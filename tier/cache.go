@@ -23,9 +23,16 @@ type Cache struct {
 	clock       Clock
 	backfillPar int
 
-	// Leases (lease.go): leaser is the top tier when WithLeases is on.
-	leaser Leaser
-	lease  leaseConfig
+	// arb settles what misses the first split tiers (arbiter.go): plain,
+	// or through leases. With leases (lease.go), leaser is the leasing
+	// tier, tiers[leaseAt]; leaseAt is -1 without. refreshAt is the tier
+	// whose hits early refresh and stale-while-revalidate look at.
+	arb       arbiter
+	split     int
+	refreshAt int
+	leaser    Leaser
+	leaseAt   int
+	lease     leaseConfig
 	// Early refresh and stale-while-revalidate (refresh.go), TTL jitter
 	// (jitter.go). recordLoads stamps fresh entries with Loaded and Delta.
 	beta        float64
@@ -43,11 +50,13 @@ type Cache struct {
 
 	flights *flightGroup
 	gens    *generations
-	// completed counts finished flights. A caller notes it before its
-	// top-tier lookup; if it has not moved by the time the caller starts a
-	// flight, no flight could have backfilled the top tier in between, so
-	// the flight need not ask the top tier again.
-	completed atomic.Uint64
+	fills   *filler
+
+	// Protection of the source (source.go): loadSlots bounds the loads
+	// running at once.
+	loadSlots   chan struct{}
+	loadTimeout time.Duration
+	breaker     breaker
 
 	ctr counters
 
@@ -101,16 +110,23 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		sleep:       sleepCtx,
 		flights:     newFlightGroup(),
 		gens:        newGenerations(),
+		fills:       newFiller(cfg.fillMax),
+		loadSlots:   make(chan struct{}, cfg.loadMax),
+		loadTimeout: cfg.loadTimeout,
+		breaker:     breaker{limit: cfg.breakerFailures, coolDown: cfg.breakerCoolDown},
+		leaseAt:     -1,
 	}
 	for _, tc := range cfg.tiers {
 		ct := &chainTier{tier: tc.tier, ttl: tc.ttl, name: tc.name}
 		ct.adder, _ = tc.tier.(Adder)
 		c.tiers = append(c.tiers, ct)
 	}
+	c.arb, c.split = plainArbiter{c}, len(c.tiers)
 	if cfg.leases != nil {
 		if err := c.setupLeases(&cfg); err != nil {
 			return nil, err
 		}
+		c.arb, c.split, c.refreshAt = leaseArbiter{c}, c.leaseAt+1, c.leaseAt
 	}
 	if c.grace > 0 && c.leaser == nil {
 		return nil, errors.New("tier: WithStaleWhileRevalidate needs WithLeases: the top tier keeps expired values only when they are written through leases")
@@ -148,101 +164,6 @@ func (c *Cache) checkKey(key string) error {
 	return nil
 }
 
-// Get returns the value of key from the first tier that holds it, or from
-// the loader, filling the tiers above on the way back. It returns an error
-// wrapping ErrNotFound when the source has no such key.
-//
-// Concurrent Gets of a key that must be loaded share one load. Each caller
-// waits only as long as its own ctx allows; the load goes on for the others.
-func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := c.checkKey(key); err != nil {
-		return nil, fmt.Errorf("tier: get: %w", err)
-	}
-	if c.closed.Load() {
-		return nil, ErrClosed
-	}
-	c.ctr.gets.Add(1)
-	completed := c.completed.Load()
-	from := 0
-	if len(c.tiers) > 0 {
-		if c.beta > 0 || c.grace > 0 {
-			if v, err, ok := c.getTopRefreshing(ctx, key); ok {
-				return v, err
-			}
-		} else if v, err, ok := c.getTop(ctx, key); ok {
-			return v, err
-		}
-		from = 1
-	}
-
-	claimed := time.Now()
-	for {
-		res, cl := c.loadShared(ctx, key, from, completed)
-		if !res.late(claimed) || ctx.Err() != nil {
-			return res.value, res.err
-		}
-		// The load this call joined had read the key before the call
-		// began; an invalidation in another process may lie in between.
-		c.ctr.leaseRejoins.Add(1)
-		c.flights.forgetCall(key, cl)
-		from = 0
-	}
-}
-
-// loadShared loads key in a flight, or joins the flight loading it, and
-// waits for the result as long as ctx allows.
-func (c *Cache) loadShared(ctx context.Context, key string, from int, completed uint64) (result, *call) {
-	own, joined, f, loadCtx, flights := c.flights.claim(ctx, []string{key})
-	defer c.releaseAll(flights)
-	cl := joined[key]
-	if f != nil {
-		if c.completed.Load() != completed {
-			from = 0 // another flight may have filled the top tier meanwhile
-		}
-		c.startLoad(loadCtx, f, own, from)
-		cl = f.calls[key]
-	} else {
-		c.ctr.sharedWaits.Add(1)
-	}
-	return wait(ctx, cl), cl
-}
-
-// getTop asks the top tier. ok is false on a miss of any kind.
-func (c *Cache) getTop(ctx context.Context, key string) (v []byte, err error, ok bool) {
-	t := c.tiers[0]
-	e, err := t.tier.Get(ctx, key)
-	if err != nil {
-		t.ctr.misses.Add(1)
-		if !errors.Is(err, ErrMiss) {
-			t.ctr.errors.Add(1)
-		}
-		return nil, nil, false
-	}
-	if e.Expired(c.clock.Now()) {
-		t.ctr.misses.Add(1)
-		return nil, nil, false
-	}
-	t.ctr.hits.Add(1)
-	if e.Negative {
-		return nil, fmt.Errorf("tier: get %q: %w", key, ErrNotFound), true
-	}
-	return e.Value, nil, true
-}
-
-func (c *Cache) startLoad(ctx context.Context, f *flight, keys []string, from int) {
-	c.ctr.flights.Add(1)
-	c.flights.run(ctx, f, func(ctx context.Context, resolve func(string, result)) {
-		c.load(ctx, keys, from, resolve)
-		c.completed.Add(1)
-	}, func() { c.ctr.panics.Add(1) })
-}
-
-func (c *Cache) releaseAll(flights []*flight) {
-	for _, f := range flights {
-		c.flights.release(f)
-	}
-}
-
 // Set stores value for key in every tier, for each tier's TTL. Call it after
 // the source of truth has been updated. A load of key that was in flight
 // when Set began will not overwrite it. A tier too small for the value
@@ -258,32 +179,14 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 	c.invalidate(key)
 	defer c.invalidated(key)
 	now := c.clock.Now()
-	var (
-		errs   []error
-		m      Marker
-		jitter = c.jitterFactor()
-	)
-	if c.leaser != nil {
-		m = c.marker(now)
-	}
+	m, jitter := c.arb.mark(now), c.jitterFactor()
+	var errs []error
 	// Bottom up, like a backfill: a value visible at the top is always
 	// backed by the durable tiers.
 	for i := len(c.tiers) - 1; i >= 0; i-- {
 		t := c.tiers[i]
 		e := Entry{Value: value, Expires: expiry(now, scaled(t.ttl, jitter))}
-		var err error
-		switch {
-		case c.leaser == nil:
-			err = t.tier.Set(ctx, key, e)
-		case i == 0:
-			// The value and the marker that outdates older durable copies
-			// in other processes, in one write.
-			e.Loaded = c.setLoaded(m)
-			err = c.invalidateTop(ctx, key, m, &e)
-		default:
-			e.Loaded = c.setLoaded(m)
-			err = t.tier.Set(ctx, key, e)
-		}
+		err := c.arb.write(ctx, i, key, &e, m)
 		if errors.Is(err, ErrTooLarge) {
 			continue // the tier dropped its copy; the tiers below hold the value
 		}
@@ -307,18 +210,10 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	}
 	c.invalidate(key)
 	defer c.invalidated(key)
-	now := c.clock.Now()
+	m := c.arb.mark(c.clock.Now())
 	var errs []error
 	for i, t := range c.tiers {
-		var err error
-		if i == 0 && c.leaser != nil {
-			// A marker, not a delete: it refuses the fills of loads in
-			// flight and outdates older durable copies in other processes.
-			err = c.invalidateTop(ctx, key, c.marker(now), nil)
-		} else {
-			err = t.tier.Delete(ctx, key)
-		}
-		if err != nil {
+		if err := c.arb.write(ctx, i, key, nil, m); err != nil {
 			t.ctr.errors.Add(1)
 			errs = append(errs, fmt.Errorf("tier: delete %q in %s: %w", key, t.name, err))
 		}

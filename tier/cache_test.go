@@ -49,6 +49,7 @@ func TestReadThroughBackfillsEveryTier(t *testing.T) {
 	if err != nil || string(v) != "answer" {
 		t.Fatalf("Get = %q, %v; want answer", v, err)
 	}
+	filled(t, ch.cache)
 	now := ch.clock.Now()
 	for _, tc := range []struct {
 		tier *memTier
@@ -98,6 +99,7 @@ func TestBackfillKeepsRemainingTTL(t *testing.T) {
 		if _, err := ch.cache.Get(ctx, key); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
+		filled(t, ch.cache)
 		e, ok := ch.top.entry(key)
 		if !ok || !e.Expires.Equal(tc.want) {
 			t.Errorf("%s: top expires %v (present %v), want %v", tc.name, e.Expires, ok, tc.want)
@@ -132,6 +134,7 @@ func TestNegativeCaching(t *testing.T) {
 	if n := ch.src.calls.Load(); n != 1 {
 		t.Errorf("loader calls = %d, want 1", n)
 	}
+	filled(t, ch.cache)
 	for _, tier := range []*memTier{ch.top, ch.disk} {
 		e, ok := tier.entry("missing")
 		if !ok || !e.Negative || !e.Expires.Equal(ch.clock.Now().Add(30*time.Second)) {
@@ -156,6 +159,7 @@ func TestNegativeCachingOff(t *testing.T) {
 	if _, err := c.Get(context.Background(), "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v", err)
 	}
+	filled(t, c)
 	if _, ok := c.tiers[0].tier.(*memTier).entry("x"); ok {
 		t.Error("negative entry stored with negative caching off")
 	}
@@ -258,14 +262,19 @@ func TestCallerDeadlineBoundsWait(t *testing.T) {
 	}
 }
 
-func TestLastCallerGoneCancelsLoad(t *testing.T) {
+// A load every caller left keeps running, and the next caller joins it
+// instead of starting another.
+func TestAbandonedLoadIsJoined(t *testing.T) {
 	t.Parallel()
 	ch := newChain(t, map[string]string{"k": "v"})
-	loadErr := make(chan error, 1)
+	release := make(chan struct{})
 	ch.src.hook = func(ctx context.Context, _ []string) error {
-		<-ctx.Done()
-		loadErr <- ctx.Err()
-		return ctx.Err()
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -275,7 +284,38 @@ func TestLastCallerGoneCancelsLoad(t *testing.T) {
 	if _, err := ch.cache.Get(ctx, "k"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	if err := <-loadErr; !errors.Is(err, context.Canceled) {
+	next := make(chan error)
+	go func() {
+		v, err := ch.cache.Get(context.Background(), "k")
+		if err == nil && string(v) != "v" {
+			err = fmt.Errorf("got %q", v)
+		}
+		next <- err
+	}()
+	waitFor(t, func() bool { return ch.cache.Stats().SharedWaits == 1 })
+	close(release)
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	if n := ch.src.calls.Load(); n != 1 {
+		t.Errorf("loader calls = %d, want 1", n)
+	}
+}
+
+// Past the load timeout a load is cancelled, even with callers waiting.
+func TestLoadTimeoutCancelsLoad(t *testing.T) {
+	t.Parallel()
+	ch := newChain(t, map[string]string{"k": "v"}, WithLoadTimeout(50*time.Millisecond))
+	loadErr := make(chan error, 1)
+	ch.src.hook = func(ctx context.Context, _ []string) error {
+		<-ctx.Done()
+		loadErr <- ctx.Err()
+		return ctx.Err()
+	}
+	if _, err := ch.cache.Get(context.Background(), "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the load timeout", err)
+	}
+	if err := <-loadErr; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("load ctx err = %v", err)
 	}
 }
@@ -319,6 +359,7 @@ func TestBrokenTopTierIsAMiss(t *testing.T) {
 		if err != nil || string(v) != "v" {
 			t.Fatalf("Get = %q, %v", v, err)
 		}
+		filled(t, ch.cache)
 	}
 	if n := ch.src.calls.Load(); n != 1 {
 		t.Errorf("loader calls = %d, want 1 (the disk tier answers after the first)", n)
@@ -355,6 +396,7 @@ func TestDeleteDuringLoadWins(t *testing.T) {
 	}
 	close(deleted)
 	<-got
+	filled(t, ch.cache)
 	for _, tier := range []*memTier{ch.top, ch.disk} {
 		if e, ok := tier.entry("k"); ok {
 			t.Errorf("%s holds %q after Delete", tier.name, e.Value)
@@ -383,6 +425,7 @@ func TestDeleteRacingBackfillWriteIsUndone(t *testing.T) {
 	if _, err := ch.cache.Get(context.Background(), "k"); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, ch.cache)
 	for _, tier := range []*memTier{ch.top, ch.disk} {
 		if e, ok := tier.entry("k"); ok {
 			t.Errorf("%s holds %q after a racing Delete", tier.name, e.Value)

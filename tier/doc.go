@@ -7,13 +7,19 @@
 // New takes the source of truth (a Loader) and the tiers, top first, each
 // with its TTL. Get asks the tiers in order; a value found lower down, or
 // loaded from the source, is written back into every tier above
-// (backfill). A key the source does not have is remembered as absent
-// (negative caching) so repeated lookups stop at the top tier.
+// (backfill), after the caller has it. A key the source does not have is
+// remembered as absent (negative caching) so repeated lookups stop at the
+// top tier.
 //
-// Concurrent lookups of the same key share one load (singleflight), and
-// GetMulti does the same in bulk: one multi-get at the top, one batch
-// lookup per tier below, and one Load call per batch for the rest, joining
-// keys other callers are already loading.
+// Concurrent lookups of the same key share one trip through the chain,
+// the top tier included (singleflight before any I/O), and GetMulti does
+// the same in bulk: one multi-get at the top, one batch lookup per tier
+// below, and one Load call per batch for the rest, joining keys other
+// callers are already looking up. The read path is load.go.
+//
+// The source is protected: at most WithLoadConcurrency loads run at once,
+// each bounded by WithLoadTimeout, and a breaker (WithBreaker) stops asking
+// a source that keeps failing (see source.go).
 //
 // # Rules
 //
@@ -32,7 +38,8 @@
 //
 // Callers keep their own context. A load runs on a context of its own; a
 // caller whose context ends stops waiting without failing the others, and
-// the load is cancelled only when nobody is waiting for it any more.
+// the load goes on, up to the load timeout, for the next caller to join. A
+// caller whose context is already done returns before any I/O.
 //
 // # Many processes
 //

@@ -34,6 +34,14 @@ var (
 	// load that raced with an invalidation from writing the old value back.
 	ErrLeaseLost = errors.New("tier: lease lost")
 
+	// ErrOverloaded is returned for keys whose load waited the whole load
+	// timeout for one of the WithLoadConcurrency slots and was shed.
+	ErrOverloaded = errors.New("tier: too many loads")
+
+	// ErrSourceDown is returned for keys not loaded because the breaker is
+	// open: the source failed too many loads in a row lately (WithBreaker).
+	ErrSourceDown = errors.New("tier: source failing, not asked")
+
 	// ErrLoaderPanic wraps the value of a panic raised while loading, so
 	// that every waiter sees an error instead of the process crashing.
 	ErrLoaderPanic = errors.New("tier: loader panicked")

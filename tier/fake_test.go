@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/clocktest"
@@ -20,8 +21,10 @@ type memTier struct {
 	fail atomic.Bool
 
 	gets, multiGets, sets, adds, deletes atomic.Int64
-	// beforeAdd, when set, runs before every Add (without the lock held).
+	// beforeAdd, when set, runs before every Add (without the lock held);
+	// beforeGet, before every Get and GetMulti.
 	beforeAdd func(key string)
+	beforeGet func()
 }
 
 var errDown = errors.New("memtier: down")
@@ -39,6 +42,9 @@ func (t *memTier) Name() string { return t.name }
 
 func (t *memTier) Get(_ context.Context, key string) (Entry, error) {
 	t.gets.Add(1)
+	if t.beforeGet != nil {
+		t.beforeGet()
+	}
 	if t.fail.Load() {
 		return Entry{}, errDown
 	}
@@ -53,6 +59,9 @@ func (t *memTier) Get(_ context.Context, key string) (Entry, error) {
 
 func (t *memTier) GetMulti(_ context.Context, keys []string) (map[string]Entry, error) {
 	t.multiGets.Add(1)
+	if t.beforeGet != nil {
+		t.beforeGet()
+	}
 	if t.fail.Load() {
 		return nil, errDown
 	}
@@ -179,3 +188,14 @@ func (l *mapLoader) put(k, v string) {
 }
 
 func newFakeClock() *clocktest.Clock { return clocktest.New(time.Unix(1_800_000_000, 0)) }
+
+// filled waits until c's flights have written what they found into the
+// tiers, and ended: they answer their callers first.
+func filled(t *testing.T, c *Cache) {
+	t.Helper()
+	waitFor(t, func() bool {
+		c.flights.mu.Lock()
+		defer c.flights.mu.Unlock()
+		return c.Stats().Fills.Pending == 0 && len(c.flights.calls) == 0
+	})
+}

@@ -10,20 +10,23 @@ import (
 // Leases.
 //
 // Singleflight keeps one process from loading a key twice; leases keep
-// many processes sharing a top tier (memcached) from doing it. When a key
-// misses the top tier, the flight asks the top tier for a lease before it
-// looks any further (Leaser.Lease, one round trip per node for a whole
+// many processes sharing a tier (memcached) from doing it. That leasing
+// tier is the first in the chain that implements Leaser; tiers above it (an
+// in-process memory tier) are asked first and filled plainly, and are not
+// shared, so no other process's load or invalidation concerns them beyond
+// their short TTL. When a key misses every tier down to the leasing tier,
+// the flight asks the leasing tier for a lease before it looks any further (Leaser.Lease, one round trip per node for a whole
 // batch). Exactly one caller across all processes wins it; it loads the
-// key (from its durable tier, or the source) and fills the top tier with
-// a write that only lands if the lease is still current (Leaser.Fill). The
-// others wait for that fill, polling the top tier, until the value
+// key (from its durable tier, or the source) and fills the leasing tier
+// with a write that only lands if the lease is still current (Leaser.Fill). The
+// others wait for that fill, polling the leasing tier, until the value
 // appears, the lease expires (a holder that died: one of them wins the
 // next one), their context ends, or the wait limit passes and they load
 // the key themselves.
 //
 // An invalidation (Set, Delete) voids every lease granted before it, so a
 // load that read the old value cannot write it back: the late fill is
-// refused. It also leaves a marker in the top tier, under the key, with
+// refused. It also leaves a marker in the leasing tier, under the key, with
 // the time of the invalidation, kept as long as a durable copy written
 // before it may live (WithMarkerTTL). Every process has a durable tier of
 // its own that no other process's Delete can reach, so a copy found there
@@ -166,16 +169,17 @@ type leaseConfig struct {
 }
 
 // WithLeases makes the chain share loads with other processes through the
-// top tier, which must implement Leaser (the memcached tier does): of all
+// first tier that implements Leaser (the memcached tier does), wherever it
+// sits in the chain: of all
 // the callers in all the processes that miss a key at once, one loads it
 // and the others wait for its value, and an invalidation voids the loads
 // in flight everywhere. See the Leases section of the package
 // documentation and docs/consistency.md.
 //
-// A miss then costs one more round trip to the top tier (the lease), and a
-// hit costs nothing more. Set and Delete leave an invalidation marker in
-// the top tier instead of removing the key. When the top tier cannot be
-// reached, keys are loaded with in-process singleflight only, as without
+// A miss then costs one more round trip to the leasing tier (the lease),
+// and a hit costs nothing more. Set and Delete leave an invalidation marker
+// in the leasing tier instead of removing the key; the tiers above it are
+// cleared as usual. When the leasing tier cannot be reached, keys are loaded with in-process singleflight only, as without
 // leases.
 func WithLeases(opts ...LeaseOption) Option {
 	return func(c *config) error {
@@ -254,19 +258,28 @@ func WithMarkerTTL(d time.Duration) LeaseOption {
 	}
 }
 
-// setupLeases checks the top tier can lease and settles the marker TTL.
+// setupLeases finds the leasing tier, the first that implements Leaser
+// (tiers above it, such as an in-process memory tier, are asked first and
+// filled plainly), and settles the marker TTL.
 func (c *Cache) setupLeases(cfg *config) error {
 	lc := cfg.leases
 	if len(c.tiers) == 0 {
-		return errors.New("tier: WithLeases: needs a top tier")
+		return errors.New("tier: WithLeases: needs a tier that can lease")
 	}
-	l, ok := c.tiers[0].tier.(Leaser)
-	if !ok {
-		return fmt.Errorf("tier: WithLeases: top tier %s cannot lease", c.tiers[0].name)
+	at := -1
+	var l Leaser
+	for i, t := range c.tiers {
+		if tl, ok := t.tier.(Leaser); ok {
+			at, l = i, tl
+			break
+		}
+	}
+	if at < 0 {
+		return errors.New("tier: WithLeases: no tier can lease")
 	}
 	if !lc.markerSet {
 		lc.markerTTL = lc.ttl // no durable tier: a marker need only outlive the leases
-		for _, t := range c.tiers[1:] {
+		for _, t := range c.tiers[at+1:] {
 			if t.ttl == 0 {
 				lc.markerTTL = 0
 				break
@@ -274,7 +287,7 @@ func (c *Cache) setupLeases(cfg *config) error {
 			lc.markerTTL = max(lc.markerTTL, c.stretch(t.ttl))
 		}
 	}
-	c.leaser, c.lease = l, *lc
+	c.leaser, c.lease, c.leaseAt = l, *lc, at
 	return nil
 }
 
@@ -301,7 +314,7 @@ func (c *Cache) setLoaded(m Marker) time.Time {
 	return m.At.Add(c.lease.skew + time.Microsecond)
 }
 
-// invalidateTop records an invalidation of key in the top tier, with the
+// invalidateTop records an invalidation of key in the leasing tier, with the
 // new value when e is not nil.
 func (c *Cache) invalidateTop(ctx context.Context, key string, m Marker, e *Entry) error {
 	c.ctr.leaseMarkers.Add(1)

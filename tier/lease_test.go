@@ -64,6 +64,7 @@ func mustGetValue(t *testing.T, c *Cache, key, want string) {
 	if err != nil || string(v) != want {
 		t.Fatalf("Get(%q) = %q, %v; want %q", key, v, err, want)
 	}
+	filled(t, c)
 }
 
 // Two processes, many callers each, one cold key: one load in all.
@@ -126,6 +127,7 @@ func TestLeaseInvalidationRefusesLateFill(t *testing.T) {
 			if v := <-got; v != "v1" {
 				t.Fatalf("the racing Get = %q, want v1 (it began before the %s)", v, op)
 			}
+			filled(t, a.cache)
 			if n := a.cache.Stats().Leases.Refused; n != 1 {
 				t.Fatalf("%d fills refused, want 1", n)
 			}
@@ -240,23 +242,36 @@ func TestLeaseWaitLimit(t *testing.T) {
 	}
 }
 
-// A waiter whose context ends stops waiting at once; the flight stops
-// polling when nobody waits any more.
+// A waiter whose context ends stops waiting at once; the flight goes on
+// waiting for the holder's fill, and the next caller joins it.
 func TestLeaseWaiterContext(t *testing.T) {
+	t.Parallel()
 	w := newLeaseWorld(map[string]string{"k": "v"})
-	if _, err := w.top.Lease(context.Background(), []string{"k"}, LeaseRequest{TTL: time.Hour, Now: w.clock.Now()}); err != nil {
+	held, err := w.top.Lease(context.Background(), []string{"k"}, LeaseRequest{TTL: time.Hour, Now: w.clock.Now()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	b := w.proc(t, false, nil)
-	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := b.cache.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Get = %v, want the deadline", err)
 	}
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
-	if n := w.src.calls.Load(); n != 0 {
-		t.Fatalf("%d loads, want 0", n)
+	next := make(chan string)
+	go func() {
+		v, _ := b.cache.Get(context.Background(), "k")
+		next <- string(v)
+	}()
+	waitFor(t, func() bool { return b.cache.Stats().SharedWaits == 1 })
+	e := Entry{Value: []byte("v"), Expires: w.clock.Now().Add(time.Minute)}
+	if err := w.top.Fill(context.Background(), "k", held["k"], LeaseWrite{Entry: &e}); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-next; v != "v" {
+		t.Fatalf("the caller that joined got %q, want v", v)
+	}
+	if n, f := w.src.calls.Load(), b.cache.Stats().Flights; n != 0 || f != 1 {
+		t.Fatalf("%d loads and %d flights, want 0 and 1", n, f)
 	}
 }
 
@@ -295,6 +310,7 @@ func TestLeaseGetMultiBulk(t *testing.T) {
 	if err != nil || len(m) != 100 {
 		t.Fatalf("GetMulti: %d values, %v", len(m), err)
 	}
+	filled(t, a.cache)
 	if l, c := w.top.leaseCalls.Load(), w.src.calls.Load(); l != 1 || c != 1 {
 		t.Fatalf("%d lease calls and %d loads, want 1 and 1", l, c)
 	}
@@ -317,6 +333,7 @@ func TestLeaseNegativeWithoutNegativeCaching(t *testing.T) {
 	if _, err := c.Get(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get = %v, want ErrNotFound", err)
 	}
+	filled(t, c)
 	it, _ := w.top.item("nope")
 	if it.entry == nil || !it.entry.Negative || !it.entry.Expires.Equal(w.clock.Now().Add(time.Second)) {
 		t.Fatalf("top tier = %+v, want a negative entry for 1s", it)
@@ -465,6 +482,7 @@ func TestLeaseLateJoinerLoadsAgain(t *testing.T) {
 	if v := <-late; v != "v2" {
 		t.Errorf("the caller that came after the Delete got %q, want v2", v)
 	}
+	filled(t, a.cache)
 	if st := a.cache.Stats().Leases; st.Rejoins != 1 || st.Refused != 1 {
 		t.Errorf("lease stats %+v, want one rejoin and one refused fill", st)
 	}

@@ -5,46 +5,41 @@ import (
 	"time"
 )
 
-// leaseRun is the part of one flight that loads keys under leases (see
-// lease.go). It belongs to the flight's goroutine.
-type leaseRun struct {
-	c       *Cache
-	ctx     context.Context
-	gens    map[string]uint64
-	resolve func(string, result)
-	// stale keeps expired durable copies for stale-if-error, once they
-	// have passed the marker check.
-	stale map[string]Entry
-	// askedAt is when each key's lease was last asked for: what the lease
-	// reply says (its marker above all) is true from then on.
-	askedAt map[string]time.Time
-}
-
-// loadLeased resolves keys that missed the top tier: it asks the top tier
-// for their leases in one call, loads the keys it wins, and waits for the
-// others. Keys whose lease could not be asked for are loaded as without
-// leases.
-func (c *Cache) loadLeased(ctx context.Context, keys []string, gens map[string]uint64, resolve func(string, result)) {
-	r := &leaseRun{c: c, ctx: ctx, gens: gens, resolve: resolve, stale: make(map[string]Entry), askedAt: make(map[string]time.Time)}
+// loadLeased resolves keys that missed the tiers down to the leasing
+// tier: it asks the leasing tier for their leases in one call, loads the
+// keys it wins, and waits for the others. Keys whose lease could not be
+// asked for are loaded as without leases.
+func (r *loadRun) loadLeased(keys []string) {
+	c := r.c
+	r.askedAt = make(map[string]time.Time, len(keys))
 	won, held, failed := r.ask(keys, false)
 	if len(failed) > 0 {
 		c.ctr.leaseFallbacks.Add(int64(len(failed)))
-		c.loadChain(ctx, failed, 1, gens, resolve)
+		r.unleased(failed)
 	}
 	r.settle(won, held)
+}
+
+// unleased looks keys up in the tiers below the leasing tier, then loads
+// what is still missing from the source.
+func (r *loadRun) unleased(keys []string) {
+	for i := r.c.leaseAt + 1; i < len(r.c.tiers) && len(keys) > 0; i++ {
+		keys = r.lookup(i, keys)
+	}
+	r.fromSource(keys)
 }
 
 // ask asks the top tier for the leases of keys, resolves the keys it
 // answers with a value, and returns the others by state. waiting says the
 // keys were held by someone else at the last ask.
-func (r *leaseRun) ask(keys []string, waiting bool) (won, held map[string]Lease, failed []string) {
+func (r *loadRun) ask(keys []string, waiting bool) (won, held map[string]Lease, failed []string) {
 	c := r.c
 	now := c.clock.Now()
 	asked := time.Now()
 	c.ctr.leaseRequests.Add(int64(len(keys)))
 	leases, err := c.leaser.Lease(r.ctx, keys, LeaseRequest{TTL: c.lease.ttl, Now: now})
 	if err != nil {
-		c.tiers[0].ctr.errors.Add(1)
+		c.tiers[c.leaseAt].ctr.errors.Add(1)
 	}
 	won, held = make(map[string]Lease), make(map[string]Lease)
 	for _, k := range keys {
@@ -80,12 +75,12 @@ func (r *leaseRun) ask(keys []string, waiting bool) (won, held map[string]Lease,
 // settle resolves the keys whose lease this flight won (from the durable
 // tiers or the source) and those someone else holds (from the durable
 // tiers, or by waiting).
-func (r *leaseRun) settle(won, held map[string]Lease) {
+func (r *loadRun) settle(won, held map[string]Lease) {
 	if len(won)+len(held) == 0 {
 		return
 	}
 	won, held = r.fromDurable(won, held)
-	r.fromSource(won)
+	r.fromSourceLeased(won)
 	r.await(held)
 }
 
@@ -95,7 +90,7 @@ func (r *leaseRun) settle(won, held map[string]Lease) {
 // tier to the lease holder otherwise. A copy older than the marker is
 // stale: it is deleted and the key looked up further down. It returns the
 // keys still unanswered.
-func (r *leaseRun) fromDurable(won, held map[string]Lease) (map[string]Lease, map[string]Lease) {
+func (r *loadRun) fromDurable(won, held map[string]Lease) (map[string]Lease, map[string]Lease) {
 	c := r.c
 	leases := make(map[string]Lease, len(won)+len(held))
 	remaining := make([]string, 0, len(won)+len(held))
@@ -105,7 +100,7 @@ func (r *leaseRun) fromDurable(won, held map[string]Lease) (map[string]Lease, ma
 			remaining = append(remaining, k)
 		}
 	}
-	for i := 1; i < len(c.tiers) && len(remaining) > 0; i++ {
+	for i := c.leaseAt + 1; i < len(c.tiers) && len(remaining) > 0; i++ {
 		t := c.tiers[i]
 		var rejected []string
 		accept := func(key string, e Entry) bool {
@@ -115,7 +110,7 @@ func (r *leaseRun) fromDurable(won, held map[string]Lease) (map[string]Lease, ma
 			rejected = append(rejected, key)
 			return false
 		}
-		hits, misses := c.lookupTier(r.ctx, t, remaining, r.stale, accept)
+		hits, misses := c.lookupTier(r.ctx, t, remaining, &r.stale, accept)
 		if len(rejected) > 0 {
 			c.ctr.leaseRejected.Add(int64(len(rejected)))
 			r.dropStale(t, rejected)
@@ -129,7 +124,7 @@ func (r *leaseRun) fromDurable(won, held map[string]Lease) (map[string]Lease, ma
 				hits[j].skipTop = true
 			}
 		}
-		c.backfill(r.ctx, hits, i, r.gens, r.resolve)
+		r.backfill(hits, i)
 		remaining = misses
 	}
 	won, held = make(map[string]Lease), make(map[string]Lease)
@@ -146,7 +141,7 @@ func (r *leaseRun) fromDurable(won, held map[string]Lease) (map[string]Lease, ma
 // dropStale deletes from t the copies of keys an invalidation marker made
 // stale: they can never be served again, and a fresh value loaded now
 // must be able to take their place.
-func (r *leaseRun) dropStale(t *chainTier, keys []string) {
+func (r *loadRun) dropStale(t *chainTier, keys []string) {
 	ctx := context.WithoutCancel(r.ctx)
 	for _, k := range keys {
 		delete(r.stale, k)
@@ -156,10 +151,10 @@ func (r *leaseRun) dropStale(t *chainTier, keys []string) {
 	}
 }
 
-// fromSource loads the keys whose lease this flight holds, one Load call
+// fromSourceLeased loads the keys whose lease this flight holds, one Load call
 // per batch, and fills them through their leases. A failed load releases
 // the leases so that the waiters need not wait for them to expire.
-func (r *leaseRun) fromSource(won map[string]Lease) {
+func (r *loadRun) fromSourceLeased(won map[string]Lease) {
 	if len(won) == 0 {
 		return
 	}
@@ -186,16 +181,16 @@ func (r *leaseRun) fromSource(won map[string]Lease) {
 			l := won[out[i].key]
 			out[i].lease, out[i].readAt = &l, readAt
 		}
-		c.backfill(r.ctx, out, len(c.tiers), r.gens, r.resolve)
+		r.backfill(out, len(c.tiers))
 	}
 }
 
-func (r *leaseRun) release(keys []string, leases map[string]Lease) {
+func (r *loadRun) release(keys []string, leases map[string]Lease) {
 	ctx := context.WithoutCancel(r.ctx)
 	for _, k := range keys {
 		r.c.ctr.leaseReleased.Add(1)
 		if err := r.c.leaser.Release(ctx, k, leases[k]); err != nil {
-			r.c.tiers[0].ctr.errors.Add(1)
+			r.c.tiers[r.c.leaseAt].ctr.errors.Add(1)
 		}
 	}
 }
@@ -206,7 +201,7 @@ func (r *leaseRun) release(keys []string, leases map[string]Lease) {
 // Keys still held when the wait limit passes are loaded here, without a
 // lease, and not written into the top tier. It returns early, leaving the
 // keys unresolved, when nobody waits for the flight any more.
-func (r *leaseRun) await(held map[string]Lease) {
+func (r *loadRun) await(held map[string]Lease) {
 	if len(held) == 0 {
 		return
 	}
@@ -234,7 +229,7 @@ func (r *leaseRun) await(held map[string]Lease) {
 		}
 		if len(won) > 0 {
 			won, _ = r.fromDurable(won, nil)
-			r.fromSource(won)
+			r.fromSourceLeased(won)
 		}
 	}
 }
@@ -243,7 +238,7 @@ func (r *leaseRun) await(held map[string]Lease) {
 // into every tier but the top: only a lease holder may fill the top tier,
 // and this load may have raced with an invalidation. The durable copies it
 // writes carry their load time, which the invalidation's marker outdates.
-func (r *leaseRun) loadUnleased(keys []string) {
+func (r *loadRun) loadUnleased(keys []string) {
 	c := r.c
 	for start := 0; start < len(keys); start += c.loadBatch {
 		chunk := keys[start:min(start+c.loadBatch, len(keys))]
@@ -257,16 +252,8 @@ func (r *leaseRun) loadUnleased(keys []string) {
 		for i := range out {
 			out[i].skipTop, out[i].readAt = true, readAt
 		}
-		c.backfill(r.ctx, out, len(c.tiers), r.gens, r.resolve)
+		r.backfill(out, len(c.tiers))
 	}
-}
-
-// entryResult is what a caller gets for an entry found in a tier.
-func entryResult(key string, e Entry) result {
-	if e.Negative {
-		return result{err: notFound(key)}
-	}
-	return result{value: e.Value}
 }
 
 func mapKeys[V any](m map[string]V) []string {

@@ -5,9 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
+
+// The read path.
+//
+// Get claims its key first, before any I/O: concurrent callers of a key
+// share one flight, which walks the chain once for all of them, the top
+// tier included. The flight asks the tiers in order down to the arbiter's
+// (every tier, without leases; down to the leasing tier with them); what is
+// still missing goes to the arbiter, which settles who loads it: this
+// process at once (plainArbiter), or the one process that wins the key's
+// lease (leaseArbiter, leaseload.go). Whatever a flight finds, it hands its
+// callers first and writes into the tiers above after (fill.go).
 
 // found is an entry on its way back up the chain. fresh entries come from
 // the loader and get each tier's full TTL (stretched by jitter); the others
@@ -17,54 +26,237 @@ type found struct {
 	entry  Entry
 	fresh  bool
 	jitter float64 // factor on the TTLs of a fresh entry; 0 is 1
-	// lease, when set, is this flight's lease on the key: the top tier is
-	// filled through it. skipTop leaves the top tier alone (someone else
-	// holds the lease). overwrite sets instead of adding (a refresh
-	// replaces the value it refreshes).
+	// lease, when set, is this flight's lease on the key: the leasing tier
+	// is filled through it. skipTop leaves the leasing tier and those above
+	// it alone (someone else holds the lease). overwrite sets instead of
+	// adding (a refresh replaces the value it refreshes).
 	lease     *Lease
 	skipTop   bool
 	overwrite bool
 	// readAt is when the read that found the entry began, for result.late;
-	// zero outside leased loads.
-	readAt time.Time
+	// zero without leases. confirm, with a lease, is set once the fill
+	// through it is done.
+	readAt  time.Time
+	confirm *confirmation
 }
 
-// load resolves keys that missed the tiers above from: it asks tiers[from:]
-// in order, then the loader for what is still missing, and writes what it
-// finds into the tiers above the one that had it before resolving each key.
-// With leases, it asks the top tier for the keys' leases first (see
-// leaseload.go). It runs inside a flight, on the flight's context.
-func (c *Cache) load(ctx context.Context, keys []string, from int, resolve func(string, result)) {
-	gens := make(map[string]uint64, len(keys))
-	for _, k := range keys {
-		gens[k] = c.gens.current(k)
+// Get returns the value of key from the first tier that holds it, or from
+// the loader, filling the tiers above on the way back. It returns an error
+// wrapping ErrNotFound when the source has no such key.
+//
+// Concurrent Gets of a key share one trip through the chain. Each caller
+// waits only as long as its own ctx allows; the trip goes on for the
+// others. A ctx already done returns its error before any I/O.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := c.checkKey(key); err != nil {
+		return nil, fmt.Errorf("tier: get: %w", err)
 	}
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.ctr.gets.Add(1)
+	var claimed time.Time
 	if c.leaser != nil {
-		c.loadLeased(ctx, keys, gens, resolve)
+		claimed = time.Now()
+	}
+	for {
+		cl, f, loadCtx := c.flights.claimOne(ctx, key)
+		if f != nil {
+			c.startOne(loadCtx, f)
+		} else {
+			c.ctr.sharedWaits.Add(1)
+		}
+		res := wait(ctx, cl)
+		if res.late(claimed) {
+			res = res.confirmed(ctx)
+		}
+		if !res.late(claimed) {
+			return res.value, res.err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// The flight this call joined had read the key before the call
+		// began; an invalidation in another process may lie in between.
+		c.ctr.leaseRejoins.Add(1)
+		c.flights.forgetCall(key, cl)
+	}
+}
+
+// start runs flight f for keys: the lookup in the top tier in the
+// caller's goroutine, so that a hit costs no goroutine, and the rest of
+// the trip, if any, in the background. The caller that starts a trip waits
+// for the top tier's answer (bounded by the tier's own timeout) even when
+// its context ends meanwhile: the others may be waiting for it.
+func (c *Cache) start(ctx context.Context, f *flight, keys []string) {
+	c.ctr.flights.Add(1)
+	r := &loadRun{c: c, ctx: ctx, f: f}
+	misses, panicked := r.first(keys)
+	if panicked != nil || len(misses) == 0 {
+		c.flights.exit(f, panicked)
 		return
 	}
-	c.loadChain(ctx, keys, from, gens, resolve)
+	go r.rest(f, misses)
 }
 
-// loadChain is load without leases: tiers[from:] in order, then the
-// loader, each key backfilled into the tiers above where it was found.
-func (c *Cache) loadChain(ctx context.Context, keys []string, from int, gens map[string]uint64, resolve func(string, result)) {
-	stale := make(map[string]Entry)
-	remaining := keys
-	for i := from; i < len(c.tiers) && len(remaining) > 0; i++ {
-		hits, misses := c.lookupTier(ctx, c.tiers[i], remaining, stale, nil)
-		c.backfill(ctx, hits, i, gens, resolve)
-		remaining = misses
+// startOne is start for the one-key flight of a Get, the path of every
+// memcached hit: the same steps, with nothing allocated for a hit.
+func (c *Cache) startOne(ctx context.Context, f *flight) {
+	if c.split == 0 || c.beta > 0 || c.grace > 0 {
+		c.start(ctx, f, []string{f.key})
+		return
 	}
-	for start := 0; start < len(remaining); start += c.loadBatch {
-		chunk := remaining[start:min(start+c.loadBatch, len(remaining))]
+	c.ctr.flights.Add(1)
+	var readAt time.Time
+	if c.leaser != nil {
+		readAt = time.Now()
+	}
+	var stale map[string]Entry
+	e, hit, panicked := c.firstOne(ctx, f.key, &stale)
+	if panicked != nil || hit {
+		if hit {
+			f.resolve(f.key, entryResult(f.key, e).at(readAt))
+		}
+		c.flights.exit(f, panicked)
+		return
+	}
+	r := &loadRun{c: c, ctx: ctx, f: f, stale: stale}
+	go r.rest(f, []string{f.key})
+}
+
+// firstOne is lookupOne in the top tier, with a panic recovered and
+// returned.
+func (c *Cache) firstOne(ctx context.Context, key string, stale *map[string]Entry) (e Entry, hit bool, panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			c.ctr.panics.Add(1)
+		}
+	}()
+	e, hit = c.lookupOne(ctx, c.tiers[0], key, stale, nil)
+	return e, hit, nil
+}
+
+// first is lookupFirst, with a panic recovered and returned.
+func (r *loadRun) first(keys []string) (misses []string, panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			r.c.ctr.panics.Add(1)
+		}
+	}()
+	return r.lookupFirst(keys), nil
+}
+
+// rest is loadRest in the background, ending flight f.
+func (r *loadRun) rest(f *flight, keys []string) {
+	var panicked any
+	defer func() { r.c.flights.exit(f, panicked) }()
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			r.c.ctr.panics.Add(1)
+		}
+	}()
+	r.loadRest(keys)
+}
+
+// loadRun is one flight's trip through the chain. It belongs to the
+// flight's goroutine.
+type loadRun struct {
+	c   *Cache
+	ctx context.Context
+	f   *flight
+	// gens are the keys' generations before the first lookup whose finds
+	// are written into a tier.
+	gens map[string]uint64
+	// stale keeps expired copies for stale-if-error (with leases, once
+	// they have passed the marker check); nil until the first.
+	stale map[string]Entry
+	// askedAt is when each key's lease was last asked for: what the lease
+	// reply says (its marker above all) is true from then on.
+	askedAt map[string]time.Time
+	// due are hits to refresh in the background once the flight is done.
+	due map[string]Entry
+}
+
+// resolve answers the callers of key.
+func (r *loadRun) resolve(key string, res result) { r.f.resolve(key, res) }
+
+// lookupFirst asks the top tier for keys, answers the hits, and returns
+// the misses; without tiers, every key.
+func (r *loadRun) lookupFirst(keys []string) []string {
+	if r.c.split == 0 {
+		return keys
+	}
+	misses := r.lookup(0, keys)
+	if len(misses) == 0 {
+		r.refreshDue()
+	}
+	return misses
+}
+
+// loadRest resolves keys that missed the top tier: it asks the tiers down
+// to the arbiter's in order, each hit answered and written into the tiers
+// above it, and hands the arbiter what is still missing.
+func (r *loadRun) loadRest(keys []string) {
+	c := r.c
+	// The generations are taken after the top tier's lookup, which fills
+	// nothing, and before any lookup whose finds are written anywhere.
+	r.gens = make(map[string]uint64, len(keys))
+	for _, k := range keys {
+		r.gens[k] = c.gens.current(k)
+	}
+	for i := 1; i < c.split && len(keys) > 0; i++ {
+		keys = r.lookup(i, keys)
+	}
+	if len(keys) > 0 {
+		c.arb.settle(r, keys)
+	}
+	r.refreshDue()
+}
+
+// refreshDue starts the refreshes the trip found due.
+func (r *loadRun) refreshDue() {
+	if len(r.due) > 0 {
+		r.c.refreshSoon(r.due)
+		r.due = nil
+	}
+}
+
+// lookup asks tier i for keys, answers the hits, and returns the misses.
+// Hits at the refreshing tier may draw an early refresh; expired values
+// there may be served while they are reloaded.
+func (r *loadRun) lookup(i int, keys []string) []string {
+	c := r.c
+	var readAt time.Time
+	if c.leaser != nil {
+		readAt = time.Now()
+	}
+	hits, misses := c.lookupTier(r.ctx, c.tiers[i], keys, &r.stale, nil)
+	if i == c.refreshAt && (c.beta > 0 || c.grace > 0) {
+		misses = r.refreshing(hits, misses, readAt)
+	}
+	for j := range hits {
+		hits[j].readAt = readAt
+	}
+	r.backfill(hits, i)
+	return misses
+}
+
+// fromSource loads keys from the source, one Load call per batch, and
+// writes them into every tier.
+func (r *loadRun) fromSource(keys []string) {
+	c := r.c
+	for start := 0; start < len(keys); start += c.loadBatch {
+		chunk := keys[start:min(start+c.loadBatch, len(keys))]
 		begun := c.clock.Now()
-		values, err := c.callLoader(ctx, chunk)
+		values, err := c.callLoader(r.ctx, chunk)
 		if err != nil {
-			c.failLoad(chunk, err, stale, resolve)
+			c.failLoad(chunk, err, r.stale, r.resolve)
 			continue
 		}
-		c.backfill(ctx, c.freshFound(chunk, values, begun), len(c.tiers), gens, resolve)
+		r.backfill(c.freshFound(chunk, values, begun), len(c.tiers))
 	}
 }
 
@@ -91,12 +283,18 @@ func (c *Cache) freshFound(chunk []string, values map[string][]byte, begun time.
 
 // lookupTier asks one tier for keys. Fresh entries are hits; everything else
 // (absent, expired, or the tier failing) is a miss. Expired values are kept
-// in stale, when it is not nil, in case the loader fails and stale-if-error
-// applies. accept, when not nil, can turn a fresh entry away; it is then a
-// miss too.
-func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale map[string]Entry, accept func(key string, e Entry) bool) (hits []found, misses []string) {
+// in *stale, when stale is not nil (the map made on first use), in case
+// the loader fails and stale-if-error applies. accept, when not nil, can
+// turn a fresh entry away; it is then a miss too.
+func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, stale *map[string]Entry, accept func(key string, e Entry) bool) (hits []found, misses []string) {
+	if len(keys) == 1 {
+		if e, hit := c.lookupOne(ctx, t, keys[0], stale, accept); hit {
+			return []found{{key: keys[0], entry: e}}, nil
+		}
+		return nil, keys
+	}
 	var entries map[string]Entry
-	if mg, ok := t.tier.(MultiGetter); ok && len(keys) > 1 {
+	if mg, ok := t.tier.(MultiGetter); ok {
 		var err error
 		entries, err = mg.GetMulti(ctx, keys)
 		if err != nil {
@@ -105,57 +303,63 @@ func (c *Cache) lookupTier(ctx context.Context, t *chainTier, keys []string, sta
 	} else {
 		entries = make(map[string]Entry, len(keys))
 		for _, k := range keys {
-			e, err := t.tier.Get(ctx, k)
-			switch {
-			case err == nil:
+			if e, ok := c.getOne(ctx, t, k); ok {
 				entries[k] = e
-			case !errors.Is(err, ErrMiss):
-				t.ctr.errors.Add(1)
 			}
 		}
 	}
 	now := c.clock.Now()
 	for _, k := range keys {
 		e, ok := entries[k]
-		switch {
-		case !ok:
-			misses = append(misses, k)
-		case e.Expired(now):
-			if !e.Negative && stale != nil && (accept == nil || accept(k, e)) {
-				if old, seen := stale[k]; !seen || e.Expires.After(old.Expires) {
-					stale[k] = e
-				}
-			}
-			misses = append(misses, k)
-		case accept != nil && !accept(k, e):
-			misses = append(misses, k)
-		default:
+		if c.fresh(t, k, e, ok, now, stale, accept) {
 			hits = append(hits, found{key: k, entry: e})
+		} else {
+			misses = append(misses, k)
 		}
 	}
-	t.ctr.hits.Add(int64(len(hits)))
-	t.ctr.misses.Add(int64(len(misses)))
 	return hits, misses
 }
 
-// callLoader runs one Load call and counts it.
-func (c *Cache) callLoader(ctx context.Context, keys []string) (map[string][]byte, error) {
-	c.ctr.statements.Add(1)
-	c.ctr.loadKeys.Add(int64(len(keys)))
-	values, err := c.loader.Load(ctx, keys)
-	if err != nil {
-		c.ctr.loadErrors.Add(1)
-		return nil, err
+// lookupOne is lookupTier for one key: whether t holds a fresh entry.
+func (c *Cache) lookupOne(ctx context.Context, t *chainTier, key string, stale *map[string]Entry, accept func(key string, e Entry) bool) (Entry, bool) {
+	e, ok := c.getOne(ctx, t, key)
+	return e, c.fresh(t, key, e, ok, c.clock.Now(), stale, accept)
+}
+
+// getOne gets key from t; ok is false on a miss of any kind.
+func (c *Cache) getOne(ctx context.Context, t *chainTier, key string) (Entry, bool) {
+	e, err := t.tier.Get(ctx, key)
+	if err != nil && !errors.Is(err, ErrMiss) {
+		t.ctr.errors.Add(1)
 	}
-	n := 0
-	for _, k := range keys {
-		if _, ok := values[k]; ok {
-			n++
+	return e, err == nil
+}
+
+// fresh decides whether e, what t holds for key (ok false when nothing),
+// is a hit at now, and counts it; see lookupTier.
+func (c *Cache) fresh(t *chainTier, key string, e Entry, ok bool, now time.Time, stale *map[string]Entry, accept func(key string, e Entry) bool) bool {
+	hit := false
+	switch {
+	case !ok:
+	case e.Expired(now):
+		if !e.Negative && stale != nil && (accept == nil || accept(key, e)) {
+			if *stale == nil {
+				*stale = make(map[string]Entry)
+			}
+			if old, seen := (*stale)[key]; !seen || e.Expires.After(old.Expires) {
+				(*stale)[key] = e
+			}
 		}
+	case accept != nil && !accept(key, e):
+	default:
+		hit = true
 	}
-	c.ctr.loaded.Add(int64(n))
-	c.ctr.notFound.Add(int64(len(keys) - n))
-	return values, nil
+	if hit {
+		t.ctr.hits.Add(1)
+	} else {
+		t.ctr.misses.Add(1)
+	}
+	return hit
 }
 
 // failLoad answers keys whose load failed: with a recently expired copy when
@@ -172,162 +376,13 @@ func (c *Cache) failLoad(keys []string, err error, stale map[string]Entry, resol
 	}
 }
 
-// backfill writes each entry into the tiers above `above` (all tiers when
-// above == len(c.tiers)), bottom up, then resolves its key. Writes into a
-// tier that can add use add, so a value some other writer stored meanwhile
-// is never overwritten. A key invalidated since the load began (its
-// generation moved) is not written, and a write that raced with the
-// invalidation is undone.
-//
-// The writes run on a context detached from the callers': the value is
-// already paid for, and storing it is what keeps the next caller off the
-// source.
-func (c *Cache) backfill(ctx context.Context, items []found, above int, gens map[string]uint64, resolve func(string, result)) {
-	if len(items) == 0 {
-		return
+// entryResult is what a caller gets for an entry found in a tier.
+func entryResult(key string, e Entry) result {
+	if e.Negative {
+		return result{err: notFound(key)}
 	}
-	ctx = context.WithoutCancel(ctx)
-	now := c.clock.Now()
-	one := func(it found) {
-		o := c.backfillOne(ctx, it, above, gens[it.key], now)
-		readAt := it.readAt
-		if !o.filledAt.IsZero() {
-			// The lease held until the fill landed: no invalidation came
-			// after the read and before the fill began.
-			readAt = o.filledAt
-		}
-		resolve(it.key, entryResult(it.key, it.entry).at(readAt))
-	}
-	if len(items) == 1 || above == 0 {
-		for _, it := range items {
-			one(it)
-		}
-		return
-	}
-	var g errgroup.Group
-	g.SetLimit(c.backfillPar)
-	for _, it := range items {
-		g.Go(func() error { one(it); return nil })
-	}
-	_ = g.Wait()
+	return result{value: e.Value}
 }
-
-// backfillOne writes one entry into the tiers above `above` and reports how
-// many tiers took it, and whether one already held the key or failed.
-func (c *Cache) backfillOne(ctx context.Context, it found, above int, gen uint64, now time.Time) (o backfillOutcome) {
-	negativeOff := it.entry.Negative && it.fresh && c.negativeTTL <= 0
-	if negativeOff && it.lease == nil {
-		return o // negative caching is off
-	}
-	written := make([]*chainTier, 0, above)
-	for j := above - 1; j >= 0; j-- {
-		// A fill through a lease needs no generation check: any
-		// invalidation of the key, here or elsewhere, changes what the
-		// lease is checked against, and the fill is refused. Skipping it
-		// would leave the lease for the other processes to wait out.
-		if !c.gens.settled(it.key, gen) && (j > 0 || it.lease == nil) {
-			if it.lease == nil {
-				break
-			}
-			continue
-		}
-		t := c.tiers[j]
-		var err error
-		switch {
-		case j == 0 && it.lease != nil:
-			start := time.Now()
-			if err = c.fill(ctx, it, now); err == nil {
-				o.filledAt = start
-			}
-		case j == 0 && it.skipTop, negativeOff:
-			continue
-		case t.adder != nil && !it.overwrite:
-			err = t.adder.Add(ctx, it.key, c.entryFor(it, t, now))
-		default:
-			err = t.tier.Set(ctx, it.key, c.entryFor(it, t, now))
-		}
-		switch {
-		case err == nil:
-			t.ctr.backfills.Add(1)
-			written = append(written, t)
-		case errors.Is(err, ErrLeaseLost):
-			// An invalidation came first, here or in another process;
-			// what it left in the top tier stays.
-			c.ctr.leaseRefused.Add(1)
-		case errors.Is(err, ErrNotStored):
-			o.present = true // someone stored a value first: keep it
-		case errors.Is(err, ErrTooLarge):
-			// This tier cannot hold it; the tiers below still serve it.
-		default:
-			o.failed = true
-			t.ctr.errors.Add(1)
-		}
-	}
-	o.written = len(written)
-	if len(written) > 0 && !c.gens.settled(it.key, gen) {
-		// An invalidation ran while we wrote; it bumped the generation
-		// before touching any tier, so undoing our writes now leaves the
-		// key invalidated everywhere, whichever ran first in each tier.
-		// With leases the top tier needs no undo, and must not get one:
-		// the invalidation replaced what we wrote there, or refused it,
-		// and a delete would remove its marker.
-		for _, t := range written {
-			if c.leaser != nil && t == c.tiers[0] {
-				continue
-			}
-			if err := t.tier.Delete(ctx, it.key); err != nil {
-				t.ctr.errors.Add(1)
-			}
-		}
-		o.written = 0
-	}
-	return o
-}
-
-// fill writes a loaded entry into the top tier through the flight's lease
-// on the key, keeping the invalidation marker the lease reported.
-func (c *Cache) fill(ctx context.Context, it found, now time.Time) error {
-	e := c.entryFor(it, c.tiers[0], now)
-	err := c.leaser.Fill(ctx, it.key, *it.lease, LeaseWrite{Entry: &e, Marker: it.lease.Marker, Grace: c.grace})
-	if err == nil {
-		c.ctr.leaseFills.Add(1)
-	}
-	return err
-}
-
-type backfillOutcome struct {
-	written int
-	present bool
-	failed  bool
-	// filledAt is when a fill through a lease that landed began.
-	filledAt time.Time
-}
-
-// entryFor is the entry to store in t: fresh values get t's TTL (the
-// negative TTL for negative ones, capped by t's), stretched by the key's
-// jitter; values from a lower tier keep their remaining time, capped by
-// t's TTL. A fresh negative entry filled through a lease lives at least
-// leaseNegativeTTL, even with negative caching off: it is how the callers
-// waiting for the lease learn the answer.
-func (c *Cache) entryFor(it found, t *chainTier, now time.Time) Entry {
-	e := it.entry
-	ttl := scaled(t.ttl, it.jitter)
-	switch {
-	case it.fresh && e.Negative && it.lease != nil && t == c.tiers[0] && c.negativeTTL < leaseNegativeTTL:
-		e.Expires = capExpiry(expiry(now, leaseNegativeTTL), now, ttl)
-	case it.fresh && e.Negative:
-		e.Expires = capExpiry(expiry(now, scaled(c.negativeTTL, it.jitter)), now, ttl)
-	case it.fresh:
-		e.Expires = expiry(now, ttl)
-	default:
-		e.Expires = capExpiry(e.Expires, now, t.ttl)
-	}
-	return e
-}
-
-// leaseNegativeTTL is the shortest life of a negative entry filled through
-// a lease.
-const leaseNegativeTTL = time.Second
 
 // notFound is the error a caller gets for a key the source does not have.
 func notFound(key string) error {

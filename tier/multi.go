@@ -10,8 +10,8 @@ import (
 // GetMulti returns the values of keys, looked up in bulk: one multi-get at
 // the top tier (one round trip per memcached node), one batch lookup in each
 // tier below for what is still missing, and one Load call per batch of keys
-// that reached the source. Keys another caller is already loading are
-// joined, not loaded twice.
+// that reached the source. Keys another caller (Get or GetMulti) is already
+// looking up are joined, not looked up twice.
 //
 // Keys the source does not have are absent from the map. The map holds
 // every key that could be answered even when err is not nil; err then
@@ -42,37 +42,22 @@ func (c *Cache) GetMulti(ctx context.Context, keys []string) (map[string][]byte,
 		return out, errors.Join(errs...)
 	}
 
-	completed := c.completed.Load()
-	remaining, from := good, 0
-	if len(c.tiers) > 0 {
-		var stale map[string]Entry
-		if c.grace > 0 {
-			stale = make(map[string]Entry)
-		}
-		hits, misses := c.lookupTier(ctx, c.tiers[0], good, stale, nil)
-		for _, h := range hits {
-			if !h.entry.Negative {
-				out[h.key] = h.entry.Value
-			}
-		}
-		if c.beta > 0 || c.grace > 0 {
-			misses = c.refreshTop(hits, stale, misses, out)
-		}
-		remaining, from = misses, 1
+	if err := ctx.Err(); err != nil {
+		return out, errors.Join(append(errs, err)...)
 	}
-	if len(remaining) == 0 {
-		return out, errors.Join(errs...)
+	var claimed time.Time
+	if c.leaser != nil {
+		claimed = time.Now()
 	}
-
-	claimed := time.Now()
+	remaining := good
 	for len(remaining) > 0 {
 		var late []string
 		var stopped bool
-		late, errs, stopped = c.loadSharedMulti(ctx, remaining, from, completed, claimed, out, errs)
+		late, errs, stopped = c.loadSharedMulti(ctx, remaining, claimed, out, errs)
 		if stopped {
 			return out, errors.Join(append(errs, ctx.Err())...)
 		}
-		remaining, from = late, 0
+		remaining = late
 	}
 	return out, errors.Join(errs...)
 }
@@ -82,22 +67,21 @@ func (c *Cache) GetMulti(ctx context.Context, keys []string) (map[string][]byte,
 // whose joined flight had read them before claimed (another process's
 // invalidation may lie in between: see result.late), to be loaded again,
 // and stopped when ctx ended first.
-func (c *Cache) loadSharedMulti(ctx context.Context, keys []string, from int, completed uint64, claimed time.Time, out map[string][]byte, errs []error) (late []string, _ []error, stopped bool) {
-	own, joined, f, loadCtx, flights := c.flights.claim(ctx, keys)
-	defer c.releaseAll(flights)
+func (c *Cache) loadSharedMulti(ctx context.Context, keys []string, claimed time.Time, out map[string][]byte, errs []error) (late []string, _ []error, stopped bool) {
+	own, joined, f, loadCtx := c.flights.claim(ctx, keys)
 	c.ctr.sharedWaits.Add(int64(len(joined)))
 	if f != nil {
-		if c.completed.Load() != completed {
-			from = 0
-		}
-		c.startLoad(loadCtx, f, own, from)
+		c.start(loadCtx, f, own)
 	}
 	for _, k := range keys {
 		cl, ok := joined[k]
 		if !ok {
-			cl = f.calls[k]
+			cl = f.call(k)
 		}
 		res := wait(ctx, cl)
+		if res.late(claimed) {
+			res = res.confirmed(ctx)
+		}
 		switch {
 		case res.late(claimed) && ctx.Err() == nil:
 			c.ctr.leaseRejoins.Add(1)

@@ -32,6 +32,13 @@ type config struct {
 	jitter float64       // TTL jitter (jitter.go); 0: off
 
 	refreshMax int // background refreshes at once (refresh.go)
+
+	// Protection of the source (source.go) and fills (fill.go).
+	loadMax         int
+	loadTimeout     time.Duration
+	breakerFailures int
+	breakerCoolDown time.Duration
+	fillMax         int
 }
 
 // DefaultLoadBatch is the largest number of keys passed to one Loader.Load
@@ -49,6 +56,12 @@ func defaultConfig() config {
 		clock:       systemClock{},
 		backfillPar: 16,
 		refreshMax:  DefaultRefreshConcurrency,
+
+		loadMax:         DefaultLoadConcurrency,
+		loadTimeout:     DefaultLoadTimeout,
+		breakerFailures: DefaultBreakerFailures,
+		breakerCoolDown: DefaultBreakerCoolDown,
+		fillMax:         DefaultFillConcurrency,
 	}
 }
 
@@ -148,6 +161,20 @@ func WithClock(clk Clock) Option {
 			return errors.New("tier: WithClock: nil clock")
 		}
 		c.clock = clk
+		return nil
+	}
+}
+
+// WithFillConcurrency bounds the flights writing what they found into the
+// tiers at once, after answering their callers. A flight beyond it waits
+// for its turn; its keys stay joinable with their values meanwhile.
+// Default DefaultFillConcurrency.
+func WithFillConcurrency(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("tier: WithFillConcurrency: %d, want at least 1", n)
+		}
+		c.fillMax = n
 		return nil
 	}
 }

@@ -2,7 +2,6 @@ package tier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -85,66 +84,37 @@ func WithStaleWhileRevalidate(grace time.Duration) Option {
 	}
 }
 
-// getTopRefreshing is getTop with early refresh and stale-while-revalidate.
-// ok is false on a miss of any kind.
-func (c *Cache) getTopRefreshing(ctx context.Context, key string) (v []byte, err error, ok bool) {
-	t := c.tiers[0]
-	e, err := t.tier.Get(ctx, key)
-	if err != nil {
-		t.ctr.misses.Add(1)
-		if !errors.Is(err, ErrMiss) {
-			t.ctr.errors.Add(1)
-		}
-		return nil, nil, false
-	}
-	now := c.clock.Now()
-	switch {
-	case !e.Expired(now):
-		t.ctr.hits.Add(1)
-		if c.refreshEarly(e, now) {
-			c.ctr.refreshEarly.Add(1)
-			c.refreshSoon(key, e)
-		}
-		if e.Negative {
-			return nil, notFound(key), true
-		}
-		return e.Value, nil, true
-	case c.servesStale(e, now):
-		t.ctr.misses.Add(1)
-		c.ctr.refreshStale.Add(1)
-		c.refreshSoon(key, e)
-		return e.Value, nil, true
-	default:
-		t.ctr.misses.Add(1)
-		return nil, nil, false
-	}
-}
-
-// refreshTop applies early refresh and stale-while-revalidate to what a
-// GetMulti found in the top tier: it starts the refreshes due, puts the
-// stale values it may serve in out, and returns the misses left.
-func (c *Cache) refreshTop(hits []found, stale map[string]Entry, misses []string, out map[string][]byte) []string {
+// refreshing applies early refresh and stale-while-revalidate to what a
+// flight found in the refreshing tier: hits due for a refresh are noted in
+// r.due, and expired values within the grace window are answered and
+// noted too. It returns the misses left.
+func (r *loadRun) refreshing(hits []found, misses []string, readAt time.Time) []string {
+	c := r.c
 	now := c.clock.Now()
 	for _, h := range hits {
 		if c.refreshEarly(h.entry, now) {
 			c.ctr.refreshEarly.Add(1)
-			c.refreshSoon(h.key, h.entry)
+			r.refreshLater(h.key, h.entry)
 		}
-	}
-	if len(stale) == 0 {
-		return misses
 	}
 	left := misses[:0]
 	for _, k := range misses {
-		if e, ok := stale[k]; ok && c.servesStale(e, now) {
+		if e, ok := r.stale[k]; ok && c.servesStale(e, now) {
 			c.ctr.refreshStale.Add(1)
-			c.refreshSoon(k, e)
-			out[k] = e.Value
+			r.refreshLater(k, e)
+			r.resolve(k, entryResult(k, e).at(readAt))
 			continue
 		}
 		left = append(left, k)
 	}
 	return left
+}
+
+func (r *loadRun) refreshLater(key string, e Entry) {
+	if r.due == nil {
+		r.due = make(map[string]Entry)
+	}
+	r.due[key] = e
 }
 
 // refreshEarly reports whether a hit on e at now should reload it: the
@@ -164,105 +134,127 @@ func (c *Cache) servesStale(e Entry, now time.Time) bool {
 	return c.grace > 0 && !e.Negative && e.Expired(now) && now.Before(e.Expires.Add(c.grace))
 }
 
-// refreshSoon reloads key in the background, unless this process is
-// loading it already or tried lately. old is the entry being refreshed.
-func (c *Cache) refreshSoon(key string, old Entry) {
+// refreshSoon reloads the keys of due in the background, in one load,
+// but for those this process refreshed lately. due holds the entries being
+// refreshed. The refresh is no flight: callers keep being answered with
+// the current values meanwhile.
+func (c *Cache) refreshSoon(due map[string]Entry) {
 	hold := time.Second
 	if c.leaser != nil {
 		hold = c.lease.ttl
 	}
-	if !c.refreshes.allow(key, old, c.clock.Now(), hold) {
+	now := c.clock.Now()
+	for k, old := range due {
+		if !c.refreshes.allow(k, old, now, hold) {
+			delete(due, k)
+		}
+	}
+	if len(due) == 0 {
 		return
 	}
-	if c.refreshRunning.Add(1) > int64(c.refreshMax) {
+	if c.refreshRunning.Add(1) > int64(c.refreshMax) || !c.enterBackground() {
 		c.refreshRunning.Add(-1)
-		c.ctr.refreshThrottled.Add(1)
-		c.refreshes.reopen(key)
+		c.ctr.refreshThrottled.Add(int64(len(due)))
+		for k := range due {
+			c.refreshes.reopen(k)
+		}
 		return
 	}
-	_, _, f, loadCtx, flights := c.flights.claim(c.bgCtx, []string{key})
-	if f == nil {
-		// A load of key is in flight, or finishing: let the next hit try
-		// again.
-		c.refreshRunning.Add(-1)
-		c.releaseAll(flights)
-		c.refreshes.reopen(key)
-		return
-	}
-	// The flight keeps this, its first waiter, for good: callers that join
-	// it and leave must not cancel a refresh nobody started for them. It
-	// ends, and Close waits for it, like any load.
-	c.ctr.refreshStarted.Add(1)
-	c.ctr.flights.Add(1)
-	c.flights.run(loadCtx, f, func(ctx context.Context, resolve func(string, result)) {
+	c.ctr.refreshStarted.Add(int64(len(due)))
+	go func() {
+		defer c.bg.Done()
 		defer c.refreshRunning.Add(-1)
-		c.refreshLoad(ctx, key, old, resolve)
-		c.completed.Add(1)
-	}, func() {
-		c.ctr.panics.Add(1)
-		c.ctr.refreshPanics.Add(1)
-	})
+		defer func() {
+			if r := recover(); r != nil {
+				c.ctr.panics.Add(1)
+				c.ctr.refreshPanics.Add(1)
+			}
+		}()
+		c.refreshLoad(c.bgCtx, due)
+	}()
 }
 
-// refreshLoad reloads key from the source and writes it into every tier,
-// replacing old; with leases, only if it wins the key's lease. Callers that
-// joined the flight get the new value; when there is none, old, which they
-// take for a value read before they came (it was), so they load the key
-// themselves.
-func (c *Cache) refreshLoad(ctx context.Context, key string, old Entry, resolve func(string, result)) {
-	gens := map[string]uint64{key: c.gens.current(key)}
-	stale := entryResult(key, old).at(readLongAgo)
-	var lease *Lease
+// refreshLoad reloads the keys of due from the source and writes them into
+// every tier, replacing the entries in due; with leases, only the keys
+// whose lease it wins.
+func (c *Cache) refreshLoad(ctx context.Context, due map[string]Entry) {
+	gens := make(map[string]uint64, len(due))
+	for k := range due {
+		gens[k] = c.gens.current(k)
+	}
+	var leases map[string]Lease
+	keys := mapKeys(due)
 	if c.leaser != nil {
-		c.ctr.leaseRequests.Add(1)
-		asked := time.Now()
-		leases, err := c.leaser.Lease(ctx, []string{key}, LeaseRequest{TTL: c.lease.ttl, Now: c.clock.Now(), Refresh: true, Replacing: old.Loaded})
-		l, ok := leases[key]
-		switch {
-		case !ok:
-			if err != nil {
-				c.tiers[0].ctr.errors.Add(1)
-			}
-			c.ctr.refreshFailed.Add(1)
-			resolve(key, stale)
-			return
-		case l.State == LeaseHit && l.Entry != nil:
-			c.refreshes.landed(key, l.Entry.Loaded) // someone else's refresh
-			resolve(key, entryResult(key, *l.Entry).at(asked))
-			return
-		case l.State != LeaseWon:
-			c.ctr.refreshSkipped.Add(1) // another process is refreshing it
-			resolve(key, stale)
-			return
-		}
-		c.ctr.leaseWon.Add(1)
-		lease = &l
+		leases = c.refreshLeases(ctx, due)
+		keys = mapKeys(leases)
 	}
-	begun, readAt := c.clock.Now(), time.Now()
-	values, err := c.callLoader(ctx, []string{key})
-	if err != nil {
-		c.ctr.refreshFailed.Add(1)
-		if lease != nil {
-			c.ctr.leaseReleased.Add(1)
-			if err := c.leaser.Release(context.WithoutCancel(ctx), key, *lease); err != nil {
-				c.tiers[0].ctr.errors.Add(1)
+	for start := 0; start < len(keys); start += c.loadBatch {
+		chunk := keys[start:min(start+c.loadBatch, len(keys))]
+		begun := c.clock.Now()
+		values, err := c.callLoader(ctx, chunk)
+		if err != nil {
+			c.ctr.refreshFailed.Add(int64(len(chunk)))
+			for _, k := range chunk {
+				if l, ok := leases[k]; ok {
+					c.ctr.leaseReleased.Add(1)
+					if err := c.leaser.Release(context.WithoutCancel(ctx), k, l); err != nil {
+						c.tiers[c.leaseAt].ctr.errors.Add(1)
+					}
+				}
+			}
+			continue
+		}
+		out := c.freshFound(chunk, values, begun)
+		for i := range out {
+			out[i].overwrite = true
+			if l, ok := leases[out[i].key]; ok {
+				out[i].lease = &l
 			}
 		}
-		resolve(key, stale)
-		return
+		c.fills.hold()
+		c.fills.do(func() { c.writeBack(context.WithoutCancel(ctx), out, len(c.tiers), gens) })
+		c.ctr.refreshDone.Add(int64(len(chunk)))
+		// Holding refreshes off for the rest of the hold would let a value
+		// whose TTL is shorter than the lease TTL expire unrefreshed.
+		for _, k := range chunk {
+			c.refreshes.landed(k, begun)
+			c.flights.forget(k) // no caller joins a flight older than the new value
+		}
 	}
-	out := c.freshFound([]string{key}, values, begun)
-	out[0].lease, out[0].overwrite, out[0].readAt = lease, true, readAt
-	c.backfill(ctx, out, len(c.tiers), gens, resolve)
-	c.ctr.refreshDone.Add(1)
-	// Holding refreshes off for the rest of the hold would let a value
-	// whose TTL is shorter than the lease TTL expire unrefreshed.
-	c.refreshes.landed(key, begun)
 }
 
-// readLongAgo stamps a result read before anyone could have joined the
-// flight that returns it.
-var readLongAgo = time.Unix(1, 0)
+// refreshLeases asks for the leases of the keys of due over their current
+// values, one request per load time the entries share (entries loaded
+// together refresh together), and returns those won.
+func (c *Cache) refreshLeases(ctx context.Context, due map[string]Entry) map[string]Lease {
+	byLoad := make(map[time.Time][]string)
+	for k, e := range due {
+		byLoad[e.Loaded] = append(byLoad[e.Loaded], k)
+	}
+	won := make(map[string]Lease)
+	for loaded, keys := range byLoad {
+		c.ctr.leaseRequests.Add(int64(len(keys)))
+		leases, err := c.leaser.Lease(ctx, keys, LeaseRequest{TTL: c.lease.ttl, Now: c.clock.Now(), Refresh: true, Replacing: loaded})
+		if err != nil {
+			c.tiers[c.leaseAt].ctr.errors.Add(1)
+		}
+		for _, k := range keys {
+			l, ok := leases[k]
+			switch {
+			case !ok:
+				c.ctr.refreshFailed.Add(1)
+			case l.State == LeaseHit && l.Entry != nil:
+				c.refreshes.landed(k, l.Entry.Loaded) // someone else's refresh
+			case l.State != LeaseWon:
+				c.ctr.refreshSkipped.Add(1) // another process is refreshing it
+			default:
+				c.ctr.leaseWon.Add(1)
+				won[k] = l
+			}
+		}
+	}
+	return won
+}
 
 // refreshGateMax bounds the keys a refreshGate remembers.
 const refreshGateMax = 1 << 14

@@ -248,6 +248,7 @@ func TestTTLJitterSpreads(t *testing.T) {
 	if _, err := ch.cache.GetMulti(context.Background(), keys); err != nil {
 		t.Fatal(err)
 	}
+	filled(t, ch.cache)
 	now := ch.clock.Now()
 	lo, hi := time.Duration(1<<62), time.Duration(0)
 	for _, k := range keys {

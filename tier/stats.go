@@ -36,6 +36,20 @@ type LoaderStats struct {
 	Errors int64
 	// Panics is the number of loads that panicked.
 	Panics int64
+	// Waits are loads that found WithLoadConcurrency loads running and
+	// waited for one to end; Shed, those that waited the whole load
+	// timeout and were dropped (ErrOverloaded). Rejected are loads the
+	// open breaker failed at once (ErrSourceDown); Trips, the times it
+	// opened.
+	Waits, Shed, Rejected, Trips int64
+}
+
+// FillStats counts the writes flights make into the tiers after answering
+// their callers.
+type FillStats struct {
+	// Pending are flights waiting to write or writing; Done, those that
+	// have written; Panics, those a tier panicked in.
+	Pending, Done, Panics int64
 }
 
 // WarmupStats counts warmups. In Stats it covers the cache's lifetime;
@@ -126,6 +140,7 @@ type Stats struct {
 	Warmup        WarmupStats
 	Leases        LeaseStats
 	Refresh       RefreshStats
+	Fills         FillStats
 }
 
 // Sub returns s minus other, counter by counter, for measuring an interval.
@@ -149,6 +164,12 @@ func (s Stats) Sub(other Stats) Stats {
 	d.Loader.NotFound -= other.Loader.NotFound
 	d.Loader.Errors -= other.Loader.Errors
 	d.Loader.Panics -= other.Loader.Panics
+	d.Loader.Waits -= other.Loader.Waits
+	d.Loader.Shed -= other.Loader.Shed
+	d.Loader.Rejected -= other.Loader.Rejected
+	d.Loader.Trips -= other.Loader.Trips
+	d.Fills.Done -= other.Fills.Done
+	d.Fills.Panics -= other.Fills.Panics
 	d.Gets -= other.Gets
 	d.MultiKeys -= other.MultiKeys
 	d.Flights -= other.Flights
@@ -201,6 +222,7 @@ type counters struct {
 	gets, multiKeys, flights, sharedWaits, staleServed, invalidations atomic.Int64
 
 	statements, loadKeys, loaded, notFound, loadErrors, panics atomic.Int64
+	loadWaits, loadShed, loadRejected, breakerTrips            atomic.Int64
 
 	warmRunning, warmRuns, warmAutoRuns, warmRestarts, warmPanics atomic.Int64
 	warmScanned, warmSent, warmWritten, warmSkipped, warmPresent  atomic.Int64
@@ -228,6 +250,15 @@ func (c *Cache) Stats() Stats {
 			NotFound:   c.ctr.notFound.Load(),
 			Errors:     c.ctr.loadErrors.Load(),
 			Panics:     c.ctr.panics.Load(),
+			Waits:      c.ctr.loadWaits.Load(),
+			Shed:       c.ctr.loadShed.Load(),
+			Rejected:   c.ctr.loadRejected.Load(),
+			Trips:      c.ctr.breakerTrips.Load(),
+		},
+		Fills: FillStats{
+			Pending: c.fills.pending.Load(),
+			Done:    c.fills.done.Load(),
+			Panics:  c.fills.panics.Load(),
 		},
 		Gets:          c.ctr.gets.Load(),
 		MultiKeys:     c.ctr.multiKeys.Load(),

@@ -121,6 +121,7 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 a key was not found (get),
 	root.AddCommand(
 		newDemoCmd(g), newGetCmd(g), newBenchCmd(g), newRingCmd(g), newWarmupCmd(g),
 		newInspectCmd(g), newGCCmd(g), newCompactCmd(g), newStatsCmd(g), newBenchWorkerCmd(g),
+		newServeCmd(g),
 	)
 	return root
 }

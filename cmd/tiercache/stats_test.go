@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/testenv"
@@ -25,6 +26,11 @@ func TestStatsOfARunningService(t *testing.T) {
 	for _, k := range []string{"1", "1", "2"} {
 		if _, err := service.Cache.Get(context.Background(), k); err != nil {
 			t.Fatal(err)
+		}
+		// The chain fills memcached after answering: the second Get of
+		// "1" must find the first one's value there.
+		for service.Cache.Stats().Fills.Pending > 0 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	out := mustCLI(t, exitOK, "", "stats", "--addr", service.StatsAddr())

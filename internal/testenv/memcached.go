@@ -45,7 +45,8 @@ type memcachedConfig struct {
 }
 
 // WithItemSize sets the largest item memcached accepts, in bytes (-I).
-// memcached refuses sizes under 1 KiB or over half the memory limit.
+// memcached refuses sizes under 1 KiB or over half the memory limit. Below
+// 1 MiB the slab chunk size is lowered to match (-o slab_chunk_max).
 func WithItemSize(bytes int) MemcachedOption {
 	return func(c *memcachedConfig) { c.itemSize = bytes }
 }
@@ -100,6 +101,11 @@ func Memcached(t testing.TB, opts ...MemcachedOption) *MemcachedServer {
 		"-t", strconv.Itoa(cfg.threads), "-m", strconv.Itoa(cfg.memoryMB)}
 	if cfg.itemSize > 0 {
 		args = append(args, "-I", strconv.Itoa(cfg.itemSize))
+		if cfg.itemSize < 1<<20 {
+			// memcached refuses an item size below its slab chunk size
+			// (512 KiB by default); half the item size is its own ratio.
+			args = append(args, "-o", "slab_chunk_max="+strconv.Itoa(cfg.itemSize/2))
+		}
 	}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root") // memcached refuses to run as root otherwise
@@ -165,6 +171,44 @@ func (s *MemcachedServer) ping() error {
 		return fmt.Errorf("unexpected reply to version: %q", line)
 	}
 	return nil
+}
+
+// Stat returns the value of one of the server's general statistics
+// ("stats"), such as total_connections, as the server reports it. The
+// query opens a connection of its own, which total_connections counts.
+// A failure fails the test.
+func (s *MemcachedServer) Stat(name string) string {
+	s.t.Helper()
+	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		s.t.Fatalf("testenv: memcached stats: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("stats\r\n")); err != nil {
+		s.t.Fatalf("testenv: memcached stats: %v", err)
+	}
+	r := bufio.NewReader(conn)
+	value := ""
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("testenv: memcached stats: %v", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			break
+		}
+		if v, ok := strings.CutPrefix(line, "STAT "+name+" "); ok {
+			value = v
+		}
+	}
+	if value == "" {
+		s.t.Fatalf("testenv: memcached has no statistic %q", name)
+	}
+	return value
 }
 
 // PID returns the process id of the running server, or 0 after Kill.

@@ -42,5 +42,5 @@ func Example() {
 	// 1: "hello" true
 	// 2: "world" true
 	// 404: "" false
-	// {Loads:1 Statements:1 Keys:3 Rows:2 Ignored:0 Errors:0}
+	// {Loads:1 Statements:1 Keys:3 Rows:2 Ignored:0 Errors:0 Kills:0 KillErrors:0}
 }

@@ -1,6 +1,7 @@
 package sqlload
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,14 +13,14 @@ import (
 var _ tier.Loader = (*Loader)(nil)
 
 // Loader reads values from SQL with one query template. It is safe for
-// concurrent use. It caches no values, only prepared statements, which
-// Close releases.
+// concurrent use. It caches no values, only prepared statements and the
+// server's thread id of each connection it used, which Close forgets.
 type Loader struct {
 	db       *sql.DB
 	tmpl     template
 	maxBatch int
 	prepared bool
-	stmts    *stmtCache // nil without WithPreparedStatements
+	conns    connCache
 	stats    counters
 }
 
@@ -48,22 +49,14 @@ func New(db *sql.DB, query string, opts ...Option) (*Loader, error) {
 			return nil, err
 		}
 	}
-	if l.prepared {
-		l.stmts = &stmtCache{db: db, tmpl: tmpl, maxBatch: l.maxBatch, stmts: make(map[int]*sql.Stmt)}
-	}
 	return l, nil
 }
 
-// Close releases the prepared statements. Loads still running may fail;
-// later ones work, without prepared statements. It does not close the
-// *sql.DB.
+// Close forgets the prepared statements: later loads work, without them.
+// The server frees them when the pool closes its connections. It does not
+// close the *sql.DB.
 func (l *Loader) Close() error {
-	if l.stmts == nil {
-		return nil
-	}
-	if err := l.stmts.close(); err != nil {
-		return fmt.Errorf("sqlload: close statements: %w", err)
-	}
+	l.conns.close()
 	return nil
 }
 
@@ -107,70 +100,56 @@ func (l *Loader) Load(ctx context.Context, keys []string) (map[string][]byte, er
 	return found, nil
 }
 
-// query runs one statement for batch and adds its rows to found.
+// query runs one statement for batch and adds its rows to found. A
+// statement whose ctx ends while it runs is killed at the server.
 func (l *Loader) query(ctx context.Context, batch []string, wanted map[string]bool, found map[string][]byte) error {
 	op := fmt.Sprintf("query %d keys", len(batch))
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrSource, op, err)
 	}
-	var stmt *sql.Stmt
-	size := len(batch)
-	if l.stmts != nil {
-		size = l.stmts.size(len(batch))
-		var err error
-		if stmt, err = l.stmts.get(ctx, size); err != nil {
-			return fmt.Errorf("%w: prepare for %d keys: %w", ErrSource, size, err)
-		}
-		if stmt == nil { // closed
-			size = len(batch)
-		}
+	size, prepared := len(batch), 0
+	if l.prepared && !l.conns.isClosed() {
+		size = padded(len(batch), l.maxBatch)
+		prepared = size
 	}
-	args := make([]any, size)
+	args := make([]string, size)
 	for i := range args {
 		args[i] = batch[min(i, len(batch)-1)] // padding repeats the last key
 	}
 	l.stats.statements.Add(1)
-	var rows *sql.Rows
-	var err error
-	if stmt != nil {
-		rows, err = stmt.QueryContext(ctx, args...)
-	} else {
-		rows, err = l.db.QueryContext(ctx, l.tmpl.expand(len(args)), args...)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrSource, op, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrSource, op, err)
-	}
-	if len(cols) != 2 {
-		return fmt.Errorf("%w: the query returns %d columns %q, want 2 (key, value)", ErrBadQuery, len(cols), cols)
-	}
 	var rowCount, ignored int64
-	for rows.Next() {
-		var key sql.RawBytes // only looked up, or copied by string()
-		var value []byte
-		if err := rows.Scan(&key, &value); err != nil {
-			return fmt.Errorf("%w: %s: scan: %w", ErrSource, op, err)
-		}
+	err := l.run(ctx, l.tmpl.expand(size), prepared, args, func(key, value []byte) error {
 		if _, seen := found[string(key)]; key == nil || !wanted[string(key)] || seen {
 			ignored++
-			continue
+			return nil
 		}
-		if value == nil {
-			value = []byte{}
+		found[string(key)] = bytes.Clone(value)
+		if found[string(key)] == nil {
+			found[string(key)] = []byte{}
 		}
-		found[string(key)] = value
 		rowCount++
+		return nil
+	})
+	if errors.Is(err, ErrBadQuery) {
+		return err
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrSource, op, err)
 	}
 	l.stats.rows.Add(rowCount)
 	l.stats.ignored.Add(ignored)
 	return nil
+}
+
+// padded is the size a batch of n keys is padded to: the next power of
+// two, or the maximum batch. A handful of prepared statements then serve
+// every size: 1, 2, 4 ... 256, 500 with the default maximum.
+func padded(n, maxBatch int) int {
+	size := 1
+	for size < n {
+		size *= 2
+	}
+	return min(size, maxBatch)
 }
 
 // Stats returns the counters since New.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -387,5 +388,60 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A statement whose context ends while it runs is stopped at the server,
+// not left running there: the server's process list no longer shows it.
+func TestLoadKilledAtTheServer(t *testing.T) {
+	t.Parallel()
+	eachMode(t, func(t *testing.T, d *testenv.Database, db *sql.DB, opts ...sqlload.Option) {
+		exec(t, db, "CREATE TABLE t (k INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+		marker := "slow_" + strings.ReplaceAll(t.Name(), "/", "_")
+		src, err := sqlload.New(db, "SELECT k, SLEEP(30) AS "+marker+" FROM t WHERE k IN (?)", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := func() int {
+			var n int
+			err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()", "%"+marker+"%").Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() {
+			_, err := src.Load(ctx, []string{"1"})
+			done <- err
+		}()
+		waitFor(t, func() bool { return running() == 1 })
+		cancel()
+		if err := <-done; !errors.Is(err, sqlload.ErrSource) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Load = %v, want ErrSource and context.Canceled", err)
+		}
+		waitFor(t, func() bool { return running() == 0 })
+		if st := src.Stats(); st.Kills != 1 || st.KillErrors != 0 {
+			t.Fatalf("stats %+v, want one kill", st)
+		}
+		if got, err := sqlload.New(db, "SELECT k, k FROM t WHERE k IN (?)", opts...); err != nil {
+			t.Fatal(err)
+		} else if m, err := got.Load(context.Background(), []string{"1"}); err != nil || string(m["1"]) != "1" {
+			t.Fatalf("Load after a kill = %q, %v", m, err)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline; it times nothing.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 20s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -12,6 +12,9 @@ type Stats struct {
 	// not byte for byte one asked for, or a second row for the same key.
 	Ignored int64
 	Errors  int64 // Load calls that failed
+	// Kills are statements stopped at the server (KILL QUERY) because
+	// their context ended while they ran; KillErrors, kills that failed.
+	Kills, KillErrors int64
 }
 
 // Sub returns s minus old, the counts of the interval between two Stats.
@@ -23,11 +26,14 @@ func (s Stats) Sub(old Stats) Stats {
 		Rows:       s.Rows - old.Rows,
 		Ignored:    s.Ignored - old.Ignored,
 		Errors:     s.Errors - old.Errors,
+		Kills:      s.Kills - old.Kills,
+		KillErrors: s.KillErrors - old.KillErrors,
 	}
 }
 
 type counters struct {
 	loads, statements, keys, rows, ignored, errors atomic.Int64
+	kills, killErrors                              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -38,5 +44,7 @@ func (c *counters) snapshot() Stats {
 		Rows:       c.rows.Load(),
 		Ignored:    c.ignored.Load(),
 		Errors:     c.errors.Load(),
+		Kills:      c.kills.Load(),
+		KillErrors: c.killErrors.Load(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,8 +181,8 @@ func TestChainNodeKilledUnderLoad(t *testing.T) {
 }
 
 // TestChainNodeHung freezes one node of three while a caller reads every
-// key: exactly failure-limit operations wait out the timeout on it, every
-// later one is answered without touching it, and no caller sees an error.
+// key: failure-limit operations (and a fill beside them) wait out the
+// timeout on it, every later one is answered without touching it, and no caller sees an error.
 // Resumed, the node is probed and serves its keys again.
 func TestChainNodeHung(t *testing.T) {
 	t.Parallel()
@@ -192,8 +193,11 @@ func TestChainNodeHung(t *testing.T) {
 
 	ch.pass(t)
 	ns := nodeStats(t, ch.mc, hung.Addr)
-	if ns.Counters["timeouts"] != DefaultFailureLimit {
-		t.Fatalf("timeouts on the hung node = %d, want %d", ns.Counters["timeouts"], DefaultFailureLimit)
+	// The chain fills memcached after answering, so a fill may be on the
+	// wire to the hung node beside the caller's next get: both time out
+	// before the node is marked down.
+	if n := ns.Counters["timeouts"]; n < DefaultFailureLimit || n > DefaultFailureLimit+2 {
+		t.Fatalf("timeouts on the hung node = %d, want %d to %d", n, DefaultFailureLimit, DefaultFailureLimit+2)
 	}
 	ch.pass(t)
 	again := nodeStats(t, ch.mc, hung.Addr)
@@ -261,9 +265,11 @@ func TestChainAutoEject(t *testing.T) {
 		if err := ch.get(k); err != nil { // a miss on the substitute, backfilled from bbolt
 			t.Fatal(err)
 		}
+		// The chain fills memcached after answering.
+		waitFor(t, "the fills", func() bool { return ch.cache.Stats().Fills.Pending == 0 })
 		r, _ := ch.mc.route(k)
 		reply := metaTTL(t, r.owner.key, k)
-		secs, err := strconv.Atoi(reply[len("HD t"):])
+		secs, err := strconv.Atoi(strings.TrimPrefix(reply, "HD t"))
 		if err != nil || secs < 1 || secs > int(ttlCap/time.Second)+1 { // and memcached's second
 			t.Fatalf("%s on substitute %s: %q, want a TTL of at most %v and a second", k, r.owner.key, reply, ttlCap)
 		}

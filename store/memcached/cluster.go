@@ -1,7 +1,6 @@
 package memcached
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -19,102 +18,12 @@ import (
 // placement or puts it back. An operation loads the snapshot once and
 // works with it to the end, so it never sees half an update.
 //
-// Each server is a node with its own gomemcache Client (and so its own
-// connection pool) and its own health and counters. Routing an operation
-// to a node ourselves, rather than letting one Client pick, is what lets
-// the Tier know which node failed, skip a node that is down without
-// touching the network, and count per node. A node outlives snapshots: a
+// Each server is a node (node.go) with its own connection pool, health
+// and counters. Routing an operation to a node ourselves is what lets the
+// Tier know which node failed, skip a node that is down without touching
+// the network, and count per node. A node outlives snapshots: a
 // new snapshot keeps the node objects of the addresses it still has, so
 // their health and counters carry over.
-
-// node is one memcached server. Its fields other than the atomics and
-// those under mu are fixed at creation. It is safe for concurrent use.
-type node struct {
-	addr   net.Addr // as the selector returns it
-	key    string   // addr.String(): the node's identity and pool key
-	client *memcache.Client
-
-	health
-	stats nodeCounters
-	proto nodeProtocol // the protocol its leases use (leaseproto.go)
-
-	// retired is set once the node has left the cluster; it refuses to
-	// dial from then on (see dial).
-	retired atomic.Bool
-
-	// downErr is returned, preallocated, by operations skipped because the
-	// node is down.
-	downErr error
-}
-
-// newNode returns a node for addr whose connections t's connSet tracks.
-func (t *Tier) newNode(addr net.Addr) *node {
-	n := &node{addr: addr, key: addr.String()}
-	n.downErr = fmt.Errorf("memcached: %s: %w", n.key, ErrNodeDown)
-	n.client = memcache.NewFromSelector(singleServer{addr})
-	n.client.Timeout = t.cfg.timeout
-	n.client.MaxIdleConns = t.maxIdleConns
-	n.client.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
-		return t.dial(ctx, n, network, address)
-	}
-	return n
-}
-
-// dial opens a connection to n for its Client or for a probe. A node that
-// has left the cluster dials nothing: its connections are closed when it
-// retires, and one that opened meanwhile is closed here, so none is left
-// in the pool of a Client nobody uses any more.
-func (t *Tier) dial(ctx context.Context, n *node, network, address string) (net.Conn, error) {
-	if n.retired.Load() {
-		return nil, errRetired
-	}
-	c, err := t.conns.DialContext(ctx, network, address)
-	if err == nil && n.retired.Load() {
-		c.Close()
-		return nil, errRetired
-	}
-	return c, err
-}
-
-// retire takes n out of service for good: no new connections, and the
-// open ones, idle or in use, closed.
-func (t *Tier) retire(n *node) {
-	n.retired.Store(true)
-	n.client.Close()
-	t.conns.closeAddr(n.key)
-}
-
-// singleServer is the selector of a node's own Client.
-type singleServer struct{ addr net.Addr }
-
-func (s singleServer) PickServer(string) (net.Addr, error) { return s.addr, nil }
-func (s singleServer) Each(f func(net.Addr) error) error   { return f(s.addr) }
-
-// clusterSelector is the Tier's placement as a memcache.ServerSelector,
-// for code that talks to the nodes on connections of its own: PickServer
-// names the node an operation on the key goes to now (a substitute while
-// auto-eject has the key's node out), whatever its health; Each lists the
-// current nodes. Both follow discovery. It is safe for concurrent use.
-type clusterSelector struct{ t *Tier }
-
-var _ memcache.ServerSelector = clusterSelector{}
-
-func (s clusterSelector) PickServer(key string) (net.Addr, error) {
-	r, err := s.t.route(key)
-	if err != nil {
-		return nil, err
-	}
-	return r.owner.addr, nil
-}
-
-func (s clusterSelector) Each(f func(net.Addr) error) error {
-	for _, n := range s.t.members.current.Load().nodes() {
-		if err := f(n.addr); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // member is a server of the cluster and the node serving it.
 type member struct {

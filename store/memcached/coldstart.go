@@ -1,8 +1,6 @@
 package memcached
 
 import (
-	"context"
-	"net"
 	"sync/atomic"
 	"time"
 )
@@ -50,12 +48,6 @@ func (t *Tier) placedOn(node string) func(string) bool {
 		r, err := t.route(wire)
 		return err == nil && r.home.key == node
 	}
-}
-
-// dialNode opens a connection of its own to n, tracked like the pools'
-// connections so that Close closes it.
-func (t *Tier) dialNode(ctx context.Context, n *node) (net.Conn, error) {
-	return t.dial(ctx, n, n.addr.Network(), n.key)
 }
 
 // probeSoon asks the health goroutine to probe n, which is down, now

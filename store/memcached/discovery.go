@@ -1,17 +1,16 @@
 package memcached
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 )
 
 // ElastiCache Auto Discovery.
@@ -199,32 +198,25 @@ func parseConfigNode(entry string) (configNode, error) {
 
 // readConfigReply reads the reply to "config get cluster" or "get
 // AmazonElastiCache:cluster" and returns its data.
-func readConfigReply(r *bufio.Reader) ([]byte, error) {
-	line, err := readReplyLine(r)
+func readConfigReply(r *mcwire.Reader) ([]byte, error) {
+	rep, err := r.NextHeader()
 	if err != nil {
 		return nil, err
 	}
-	if line == "ERROR" {
+	switch {
+	case rep.Code == "ERROR":
 		return nil, errUnknownCommand
-	}
-	if line == "END" {
+	case rep.Code == "END":
 		return nil, errors.New("the endpoint has no cluster configuration")
+	case rep.Code == "CONFIG" && rep.Key == "cluster", rep.Code == "VALUE" && rep.Key == "AmazonElastiCache:cluster":
+	default:
+		return nil, fmt.Errorf("unexpected reply %s %.80q", rep.Code, rep.Key)
 	}
-	fields := strings.Split(line, " ")
-	ok := len(fields) == 4 && (fields[0] == "CONFIG" && fields[1] == "cluster" ||
-		fields[0] == "VALUE" && fields[1] == "AmazonElastiCache:cluster")
-	if !ok {
-		return nil, fmt.Errorf("unexpected reply %.80q", line)
+	if rep.Size > maxConfigLen {
+		return nil, fmt.Errorf("configuration of %d bytes, more than %d", rep.Size, maxConfigLen)
 	}
-	if _, err := strconv.ParseUint(fields[2], 10, 32); err != nil {
-		return nil, fmt.Errorf("unexpected reply %.80q: bad flags", line)
-	}
-	size, err := strconv.ParseUint(fields[3], 10, 32)
-	if err != nil || size > maxConfigLen {
-		return nil, fmt.Errorf("unexpected reply %.80q: bad length", line)
-	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
+	data := make([]byte, rep.Size)
+	if err := r.ReadFull(data); err != nil {
 		return nil, err
 	}
 	// The data block ends with "\r\n" and the reply with "END\r\n".
@@ -232,7 +224,7 @@ func readConfigReply(r *bufio.Reader) ([]byte, error) {
 	// not something every server agrees on, so blank lines are allowed
 	// before END; anything else means the length was wrong.
 	for range 3 {
-		line, err := r.ReadSlice('\n')
+		line, err := r.RawLine()
 		if err != nil {
 			return nil, fmt.Errorf("configuration not followed by END: %w", err)
 		}
@@ -248,52 +240,34 @@ func readConfigReply(r *bufio.Reader) ([]byte, error) {
 	return nil, errors.New("configuration not followed by END")
 }
 
-// readReplyLine reads one line, without its "\r\n", and refuses one over 1 KiB.
-func readReplyLine(r *bufio.Reader) (string, error) {
-	var b []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		b = append(b, chunk...)
-		if len(b) > 1024 {
-			return "", errors.New("reply line too long")
-		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return "", err
-		}
-	}
-	line, ok := bytes.CutSuffix(b, []byte("\r\n"))
-	if !ok {
-		return "", fmt.Errorf("reply line %.40q not ended by CRLF", b)
-	}
-	return string(line), nil
-}
-
 // queryCluster asks the endpoint for the cluster configuration, falling
 // back to the old engines' key when it does not know "config get cluster".
+// The endpoint is dialled by name for each query, on a pool of one
+// connection that lives for the query.
 func (t *Tier) queryCluster(ctx context.Context) (clusterConfig, error) {
-	timeout := max(t.cfg.timeout, minDiscoveryTimeout)
-	dialCtx, cancel := context.WithTimeout(ctx, timeout)
-	conn, err := t.conns.DialContext(dialCtx, "tcp", t.cfg.discovery.endpoint)
-	cancel()
-	if err != nil {
-		return clusterConfig{}, err
-	}
-	defer conn.Close()
-	rw := bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn))
+	p := mcwire.NewPool(mcwire.Config{Network: "tcp", Addr: t.cfg.discovery.endpoint, Conns: 1, Depth: 1,
+		Timeout: max(t.cfg.timeout, minDiscoveryTimeout)})
+	defer p.Close()
 	ask := func(cmd string) ([]byte, error) {
-		if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-			return nil, err
+		var data []byte
+		err := p.Do(ctx, &mcwire.Request{Buf: []byte(cmd), Probe: true, Read: func(r *mcwire.Reader) error {
+			var err error
+			data, err = readConfigReply(r)
+			if errors.Is(err, errUnknownCommand) {
+				return nil // an answer: the connection is in step
+			}
+			if err == nil && data == nil {
+				data = []byte{}
+			}
+			return err
+		}})
+		switch {
+		case err != nil:
+			return nil, err // Read may still run: data is not ours
+		case data == nil:
+			return nil, errUnknownCommand
 		}
-		if _, err := rw.WriteString(cmd); err != nil {
-			return nil, err
-		}
-		if err := rw.Flush(); err != nil {
-			return nil, err
-		}
-		return readConfigReply(rw.Reader)
+		return data, nil
 	}
 	data, err := ask("config get cluster\r\n")
 	if errors.Is(err, errUnknownCommand) {

@@ -18,6 +18,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/tiercache/tiercache/internal/testenv"
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -117,7 +118,7 @@ func TestReadConfigReply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := readConfigReply(bufio.NewReader(strings.NewReader(tt.reply)))
+			got, err := readConfigReply(mcwire.NewReader(strings.NewReader(tt.reply)))
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("read %q, want an error", got)
@@ -170,7 +171,7 @@ func FuzzReadConfigReply(f *testing.F) {
 	f.Add([]byte("VALUE AmazonElastiCache:cluster 0 19\r\n12\na|10.0.0.1|11211\r\nEND\r\n"))
 	f.Add([]byte("ERROR\r\n"))
 	f.Fuzz(func(t *testing.T, reply []byte) {
-		data, err := readConfigReply(bufio.NewReader(strings.NewReader(string(reply))))
+		data, err := readConfigReply(mcwire.NewReader(strings.NewReader(string(reply))))
 		if err == nil && len(data) > len(reply) {
 			t.Fatalf("read %d bytes of data from a %d-byte reply", len(data), len(reply))
 		}
@@ -290,7 +291,7 @@ func TestDiscovery(t *testing.T) {
 	cs := startConfigServer(t)
 	cs.set(1, entry("node-a", a.Addr), entry("node-b", b.Addr))
 
-	tr, err := New(nil, WithDiscovery(cs.addr, 5*time.Millisecond), WithTimeout(100*time.Millisecond))
+	tr, err := New(nil, WithDiscovery(cs.addr, 5*time.Millisecond), WithTimeout(time.Second)) // generous: not a test of timeouts
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ func TestDiscovery(t *testing.T) {
 		cs.set(3, entry("node-b", b.Addr), entry("node-c", c.Addr))
 		waitVersion(t, tr, 3)
 		want(t, b.Addr, c.Addr)
-		if n := tr.conns.openTo(a.Addr); n != 0 {
+		if n := openConnsTo(tr, a.Addr); n != 0 {
 			t.Fatalf("%d connections still open to the removed node", n)
 		}
 	})

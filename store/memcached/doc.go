@@ -1,11 +1,15 @@
 // Package memcached is the memcached tier of a tiercache chain: the fast,
 // shared, forgetful level in front of the durable store and the database.
 //
-// It is built on github.com/bradfitz/gomemcache and adds what a cache tier
-// needs beyond a client: any byte string works as a key, entries carry
-// their absolute expiry, values too large for memcached are refused without
-// leaving an older value behind, and every failure to reach a node reads as
-// a miss to the chain instead of an error to the caller.
+// It speaks memcached's text protocols over one wire layer of its own
+// (internal/wire): a bounded pool of connections per node with requests
+// pipelined on them, and one reader for meta and classic replies. On top
+// it adds what a cache tier needs beyond a client: any byte string works as
+// a key, entries carry their absolute expiry, values too large for
+// memcached are refused without leaving an older value behind, and every
+// failure to reach a node reads as a miss to the chain instead of an error
+// to the caller. It keeps gomemcache's ServerSelector as the type of a key
+// placement.
 //
 // # Basics
 //
@@ -16,18 +20,31 @@
 //
 // Server strings are nutcracker.yml's, "host:port[:weight] [name]". A
 // *Tier implements tier.Tier, tier.Adder (memcached's add, for backfill
-// that must not overwrite newer data), tier.MultiGetter (one multi-get per
-// node) and tier.Counter.
+// that must not overwrite newer data), tier.MultiGetter (multi-gets per
+// node in pipelined pieces of 100 keys), tier.BulkAdder, tier.Counter and
+// tier.NodeReporter.
 //
 // Values are stored as tier.EncodeEntry envelopes. The memcached
 // expiration is the time the entry has left, rounded up to whole seconds,
 // or an absolute Unix time past memcached's 30-day limit for relative
 // times; an entry that has already expired is not stored.
 //
+// # Connections
+//
+// Each node has one pool of at most WithServerConnections connections
+// (default 2), dialed on demand. Every request to the node goes through it:
+// operations, leases, bulk adds and fills, health probes, restart checks.
+// Callers write their requests in turn and a reader goroutine per
+// connection reads the replies in order, so two connections carry
+// thousands of concurrent callers; a caller alone on an idle connection
+// reads its own reply. Waiting for room is bounded by the caller's context
+// and never counts against the node. See docs/cluster.md.
+//
 // # Leases
 //
-// A *Tier is also a tier.Leaser, for tier.WithLeases: on memcached's meta
-// protocol, over connections of its own, it grants one lease per key among
+// A *Tier is also a tier.Leaser (and a tier.MultiFiller, whose fills of
+// many keys are pipelined per node), for tier.WithLeases: on memcached's
+// meta protocol it grants one lease per key among
 // all the processes sharing the servers (mg with N: the W and Z flags),
 // fills only while the lease holds (ms with the lease's CAS), and records
 // Set and Delete as invalidation markers that void the leases granted
@@ -63,11 +80,15 @@
 //
 // Every operation is routed by the Tier itself to one node, each node with
 // its own connection pool, health and counters (NodeStats). A node that
-// fails WithFailureLimit operations in a row is marked down: operations on
-// its keys return ErrNodeDown (an ErrUnavailable) at once, without touching
-// the network, until a background probe after WithRetryTimeout finds it
-// answering. Before it takes traffic again the node deletes the keys whose
-// Set or Delete it missed. WithAutoEject moves a down node's keys to the
+// fails WithFailureLimit requests in a row, by failures of its own (refused
+// or timed-out dials, replies that do not come or do not parse), is marked
+// down: operations on its keys return ErrNodeDown (an ErrUnavailable) at
+// once, without touching the network, until a background probe finds it
+// answering: a second later, and every second while it is silent (longer,
+// up to WithRetryTimeout, for a node that keeps failing as soon as it
+// returns). Before it takes traffic again the node deletes the keys whose
+// Set or Delete it missed, unless a newer invalidation of the key landed
+// since. WithAutoEject moves a down node's keys to the
 // other nodes instead, with their TTL capped (WithEjectedTTLCap).
 //
 // WithDiscovery follows an ElastiCache cluster through its configuration
@@ -76,12 +97,11 @@
 //
 // # Caveats
 //
-// gomemcache takes no context. The context is checked before any I/O; after
-// that, a call is bounded by the timeout (WithTimeout), which applies to
-// each network step: the dial when no idle connection is free, the write,
-// and each read. A Get on a hung node therefore takes up to about twice the
-// timeout, and a GetMulti whose node trickles items one by one can take
-// longer.
+// The context bounds the wait for room on a node's connections and for the
+// reply, except for a caller alone on an idle connection, which reads its
+// reply itself within the timeout (WithTimeout). The timeout applies to the
+// dial, the write, and the wait for each reply counted from the node's
+// last progress on the connection.
 //
 // Without WithHash, WithDistribution or WithHashTag keys are placed as
 // gomemcache does, crc32 modulo the number of nodes in the order given, and

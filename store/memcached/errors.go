@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
-
-	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/tiercache/tiercache/tier"
 )
@@ -36,22 +33,8 @@ var (
 	errNotStored = fmt.Errorf("memcached: add: %w", tier.ErrNotStored)
 )
 
-// serverTooLarge reports whether err is memcached refusing an item because
-// it exceeds the server's item size limit (-I). gomemcache has no sentinel
-// for it: the reply reaches us as an "unexpected response line" error that
-// quotes "SERVER_ERROR object too large for cache".
-func serverTooLarge(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "SERVER_ERROR object too large")
-}
-
 // isTimeout reports whether err is a dial, read or write deadline expiring.
-// gomemcache reports a slow dial as its own *ConnectTimeoutError, which is
-// not a net.Error.
 func isTimeout(err error) bool {
-	var cte *memcache.ConnectTimeoutError
-	if errors.As(err, &cte) {
-		return true
-	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
@@ -78,19 +61,6 @@ var (
 	ErrDiscovery = errors.New("memcached: discovery failed")
 )
 
-var (
-	// errRetired fails the dials of a node that has left the cluster.
-	errRetired = fmt.Errorf("memcached: server left the cluster: %w", ErrUnavailable)
-
-	// errUnknownCommand is a configuration endpoint answering ERROR: an
-	// engine too old for "config get cluster".
-	errUnknownCommand = errors.New("server does not know the command")
-)
-
-// serverAnswered reports whether err is a reply from a live server (a
-// SERVER_ERROR line) rather than a failure to reach it. gomemcache passes
-// such lines on either as ErrServerError or quoted in an "unexpected
-// response line" error.
-func serverAnswered(err error) bool {
-	return errors.Is(err, memcache.ErrServerError) || strings.Contains(err.Error(), "SERVER_ERROR")
-}
+// errUnknownCommand is a configuration endpoint answering ERROR: an
+// engine too old for "config get cluster".
+var errUnknownCommand = errors.New("server does not know the command")

@@ -151,7 +151,7 @@ func TestFakeServerWrongKey(t *testing.T) {
 	t.Parallel()
 	fs := startFakeServer(t, func(c net.Conn, r *bufio.Reader) {
 		readLines(r, func(line string) {
-			if strings.HasPrefix(line, "gets ") {
+			if strings.HasPrefix(line, "get ") {
 				io.WriteString(c, "VALUE other 29697 11\r\n\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00v\r\nEND\r\n")
 			}
 		})
@@ -196,10 +196,7 @@ func TestCloseAbortsInFlight(t *testing.T) {
 	case <-time.After(faultBound):
 		t.Fatal("Get still blocked after Close")
 	}
-	tr.conns.mu.Lock()
-	open := len(tr.conns.open)
-	tr.conns.mu.Unlock()
-	if open != 0 {
+	if open := openConns(tr); open != 0 {
 		t.Fatalf("%d connections open after Close", open)
 	}
 }

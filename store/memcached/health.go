@@ -1,30 +1,38 @@
 package memcached
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // Node health.
 //
-// A node that fails failureLimit operations in a row (timeouts, refused or
-// reset connections, garbled replies; not misses, not "not stored", not a
-// SERVER_ERROR, which all prove the node alive) is marked down. While it
-// is down every operation on its keys returns ErrNodeDown at once, without
-// touching the network, and the chain answers from the tier below. After
-// retryTimeout the Tier's health goroutine probes it on a fresh connection
-// with "version": an answer puts it back in service, anything else keeps
-// it down for another retryTimeout. Callers never pay for a probe.
+// A node that fails failureLimit requests in a row is marked down. Only
+// the node's own failures count, as its pool (package wire) reports them:
+// a dial refused or timed out, a write that failed, a reply that did not
+// come within the timeout of the node's last progress, or did not parse.
+// Misses, "not stored", a SERVER_ERROR all prove the node alive; time a
+// caller spent waiting for room on the node's connections, a caller giving
+// up, and requests lost behind another's failure are not the node's doing.
+// While it is down every operation on its keys returns ErrNodeDown at
+// once, without touching the network, and the chain answers from the tier
+// below.
+//
+// The Tier's health goroutine probes a down node with "version" after
+// probeInterval (a second), and again every probeInterval while it stays
+// silent, so a node that answers again is back in service within about a
+// second. A node that answers a probe but fails again at once (it keeps
+// timing out under load, say) is held out for longer each time, doubling
+// up to retryTimeout. Callers never pay for a probe.
+//
+// With a single node, down means every operation is a miss answered by
+// the tier below (or the source) until the probe, a second later, finds it
+// back; nothing waits on the dead node meanwhile.
 //
 // A down node misses invalidations: a Set or Delete of one of its keys
 // cannot reach it, and when it returns it would serve the old value. So
@@ -43,9 +51,15 @@ const (
 	// down: twemproxy's server_failure_limit default.
 	DefaultFailureLimit = 2
 
-	// DefaultRetryTimeout is how long a node stays down before it is
-	// probed: twemproxy's server_retry_timeout default.
+	// DefaultRetryTimeout is the longest a node that keeps failing right
+	// after it returns is held out between probes: twemproxy's
+	// server_retry_timeout default. A node is first probed after
+	// probeInterval.
 	DefaultRetryTimeout = 30 * time.Second
+
+	// probeInterval is how soon a node marked down is first probed, and
+	// how often while it stays silent.
+	probeInterval = time.Second
 
 	// DefaultEjectedTTLCap bounds the TTL of values written to a
 	// substitute node while auto-eject has a node out of the placement.
@@ -71,8 +85,10 @@ func WithFailureLimit(n int) Option {
 	}
 }
 
-// WithRetryTimeout sets how long a node stays down before it is probed
-// (see DefaultRetryTimeout). d must be positive.
+// WithRetryTimeout sets the longest a node that keeps failing as soon as
+// it returns is held out between probes (see DefaultRetryTimeout); a node
+// just marked down is probed after a second, or after d if shorter. d
+// must be positive.
 func WithRetryTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -140,6 +156,12 @@ type health struct {
 	state    atomic.Int32 // a healthState
 	failures atomic.Int32 // consecutive failures
 	retryAt  atomic.Int64 // Unix nanoseconds after which a down node is probed
+	// holdOut is how long the node is held down before its next probe; it
+	// doubles, up to the retry timeout, when the node fails again right
+	// after a probe returned it, and starts again at probeInterval once
+	// it has stayed up.
+	holdOut atomic.Int64
+	upSince atomic.Int64 // Unix nanoseconds the node last returned to service
 
 	mu      sync.Mutex
 	pending map[string]struct{} // wire keys whose invalidation the node missed
@@ -155,12 +177,13 @@ func (n *node) succeeded() {
 	}
 }
 
-// observe updates n's health after an operation that returned err.
+// observe updates n's health after its pool saw an answer (err nil) or a
+// failure of the node's own (see the top of the file).
 func (t *Tier) observe(n *node, err error) {
 	switch {
-	case err == nil, errors.Is(err, memcache.ErrCacheMiss), errors.Is(err, memcache.ErrNotStored), serverAnswered(err):
+	case err == nil:
 		n.succeeded()
-	case t.closed.Load(), errors.Is(err, errRetired), errors.Is(err, tier.ErrClosed):
+	case t.closed.Load():
 		// Our own doing, not the node's.
 	default:
 		if n.failures.Add(1) >= t.cfg.failureLimit {
@@ -177,13 +200,29 @@ func (t *Tier) markDown(n *node) {
 		return
 	}
 	now := time.Now()
-	n.retryAt.Store(now.Add(t.cfg.retryTimeout).UnixNano())
+	n.retryAt.Store(now.Add(t.nextHoldOut(n, now)).UnixNano())
 	n.stats.ejectedAt.Store(now.UnixMicro())
 	n.state.Store(int32(stateDown))
 	n.mu.Unlock()
 	n.stats.ejections.Add(1)
 	t.stats.ejections.Add(1)
 	t.wakeHealth()
+}
+
+// nextHoldOut is how long n, going down at now, stays down before it is
+// probed: probeInterval (or the retry timeout, if shorter), doubled for
+// each time in a row the node failed again within a retry timeout of
+// returning.
+func (t *Tier) nextHoldOut(n *node, now time.Time) time.Duration {
+	first := min(probeInterval, t.cfg.retryTimeout)
+	d := time.Duration(n.holdOut.Load())
+	if d == 0 || now.Sub(time.Unix(0, n.upSince.Load())) > t.cfg.retryTimeout {
+		d = first
+	} else {
+		d = min(2*d, t.cfg.retryTimeout)
+	}
+	n.holdOut.Store(int64(d))
+	return d
 }
 
 // skipWrite reports whether a Set or Delete of wire must not be sent to n
@@ -208,6 +247,17 @@ func (n *node) remember(wire string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.rememberLocked(wire)
+}
+
+// forget records that an invalidation of wire has just landed on n: a
+// replay of an older, failed one must not follow it, or it would delete
+// what this one wrote (a lease marker, a newer value).
+func (n *node) forget(wire string) {
+	n.mu.Lock()
+	if len(n.pending) > 0 {
+		delete(n.pending, wire)
+	}
+	n.mu.Unlock()
 }
 
 func (n *node) rememberLocked(wire string) {
@@ -254,6 +304,7 @@ func (n *node) takePending() (keys []string, up bool) {
 	defer n.mu.Unlock()
 	if len(n.pending) == 0 {
 		n.failures.Store(0)
+		n.upSince.Store(time.Now().UnixNano())
 		n.state.Store(int32(stateUp))
 		return nil, true
 	}
@@ -272,7 +323,7 @@ func (t *Tier) probeFailed(n *node, unreplayed []string) {
 	for _, k := range unreplayed {
 		n.rememberLocked(k)
 	}
-	n.retryAt.Store(time.Now().Add(t.cfg.retryTimeout).UnixNano())
+	n.retryAt.Store(time.Now().Add(min(probeInterval, t.cfg.retryTimeout)).UnixNano())
 	n.state.Store(int32(stateDown))
 	n.mu.Unlock()
 	n.stats.probeFailures.Add(1)
@@ -280,44 +331,22 @@ func (t *Tier) probeFailed(n *node, unreplayed []string) {
 
 // probe tries a node whose retry time has come: it returns the node to
 // service when it answers, after deleting the keys it missed, and puts it
-// back down otherwise.
+// back down otherwise. Its requests go through the node's pool as probes:
+// past the gate that holds the node's traffic, and not counted against
+// its health.
 func (t *Tier) probe(n *node) {
 	n.stats.probes.Add(1)
-	ctx, cancel := context.WithTimeout(t.bgCtx, t.cfg.timeout)
-	conn, err := t.dial(ctx, n, n.addr.Network(), n.key)
-	cancel()
-	if err != nil {
+	version := &mcwire.Request{Buf: []byte("version\r\n"), Probe: true, Read: func(r *mcwire.Reader) error {
+		rep, err := r.Next()
+		if err == nil && rep.Code != "VERSION" {
+			err = fmt.Errorf("%w: %s to version", mcwire.ErrProtocol, rep.Code)
+		}
+		return err
+	}}
+	if n.pool.Do(t.bgCtx, version) != nil {
 		t.probeFailed(n, nil)
 		return
 	}
-	defer conn.Close()
-	rw := bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn))
-	exchange := func(cmds []string, check func(reply string) bool) error {
-		if err := conn.SetDeadline(time.Now().Add(t.cfg.timeout)); err != nil {
-			return err
-		}
-		for _, c := range cmds {
-			rw.WriteString(c)
-		}
-		if err := rw.Flush(); err != nil {
-			return err
-		}
-		for range cmds {
-			line, err := rw.ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !check(line) {
-				return fmt.Errorf("unexpected reply %q", line)
-			}
-		}
-		return nil
-	}
-	if exchange([]string{"version\r\n"}, func(l string) bool { return strings.HasPrefix(l, "VERSION ") }) != nil {
-		t.probeFailed(n, nil)
-		return
-	}
-	deleted := func(l string) bool { return l == "DELETED\r\n" || l == "NOT_FOUND\r\n" }
 	for {
 		keys, up := n.takePending()
 		if up {
@@ -325,17 +354,33 @@ func (t *Tier) probe(n *node) {
 		}
 		for start := 0; start < len(keys); start += replayBatch {
 			batch := keys[start:min(start+replayBatch, len(keys))]
-			cmds := make([]string, len(batch))
-			for i, k := range batch {
-				cmds[i] = "delete " + k + "\r\n"
-			}
-			if exchange(cmds, deleted) != nil {
+			if t.replay(n, batch) != nil {
 				t.probeFailed(n, keys[start:])
 				return
 			}
 			n.stats.replayedInvalidations.Add(int64(len(batch)))
 		}
 	}
+}
+
+// replay deletes keys on n, pipelined in one request.
+func (t *Tier) replay(n *node, keys []string) error {
+	var buf []byte
+	for _, k := range keys {
+		buf = mcwire.AppendDelete(buf, k)
+	}
+	return n.pool.Do(t.bgCtx, &mcwire.Request{Buf: buf, Probe: true, Read: func(r *mcwire.Reader) error {
+		for range keys {
+			rep, err := r.Next()
+			if err != nil {
+				return err
+			}
+			if rep.Code != "DELETED" && rep.Code != "NOT_FOUND" {
+				return fmt.Errorf("%w: %s to delete", mcwire.ErrProtocol, rep.Code)
+			}
+		}
+		return nil
+	}})
 }
 
 // wakeHealth tells the health goroutine that a node went down.

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// TestMain fails the run if a goroutine of this package or of gomemcache
-// outlives the tests: Close must have stopped a Tier's health and
-// discovery goroutines, and GetMulti must have waited for every per-node
-// goroutine it started.
+// TestMain fails the run if a goroutine of this package, of its wire
+// layer or of gomemcache outlives the tests: Close must have stopped a
+// Tier's health and discovery goroutines and its connections' readers,
+// and GetMulti must have waited for every per-node goroutine it started.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
@@ -35,7 +35,8 @@ func leakedGoroutines(wait time.Duration) string {
 		var leaked []string
 		// The first goroutine is this one, running TestMain.
 		for _, g := range strings.Split(string(buf), "\n\n")[1:] {
-			if strings.Contains(g, "gomemcache") || strings.Contains(g, "tiercache/store/memcached.") {
+			if strings.Contains(g, "gomemcache") || strings.Contains(g, "tiercache/store/memcached.") ||
+				strings.Contains(g, "tiercache/store/memcached/internal/wire.") {
 				leaked = append(leaked, g)
 			}
 		}
@@ -151,4 +152,24 @@ func hungTier(t *testing.T) (tr *Tier, addr string) {
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr, fs.addr
+}
+
+// openConns returns how many connections tr has open to its nodes.
+func openConns(tr *Tier) int {
+	n := 0
+	for _, nd := range tr.members.current.Load().nodes() {
+		n += nd.pool.Stats().Open
+	}
+	return n
+}
+
+// openConnsTo returns how many connections tr has open to addr, counting
+// nodes that have left the membership (retired pools must be empty).
+func openConnsTo(tr *Tier, addr string) int {
+	for _, nd := range tr.members.current.Load().nodes() {
+		if nd.key == addr {
+			return nd.pool.Stats().Open
+		}
+	}
+	return 0
 }

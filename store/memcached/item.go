@@ -7,8 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -49,40 +48,40 @@ var errKeyMismatch = errors.New("memcached: item belongs to another key")
 
 // newItem builds the memcached item for key. wire is the encoded key and
 // hashed tells whether it was hashed.
-func newItem(key, wire string, hashed bool, e tier.Entry, expiration int32) *memcache.Item {
+func newItem(key, wire string, hashed bool, e tier.Entry, expiration int32) *mcwire.Item {
 	envelope := tier.EncodeEntry(e)
 	if !hashed {
-		return &memcache.Item{Key: wire, Value: envelope, Flags: flagsEnvelope, Expiration: expiration}
+		return &mcwire.Item{Key: wire, Value: envelope, Flags: flagsEnvelope, Expiration: expiration}
 	}
 	value := make([]byte, 0, binary.MaxVarintLen64+len(key)+len(envelope))
 	value = binary.AppendUvarint(value, uint64(len(key)))
 	value = append(value, key...)
 	value = append(value, envelope...)
-	return &memcache.Item{Key: wire, Value: value, Flags: flagsKeyedEnvelope, Expiration: expiration}
+	return &mcwire.Item{Key: wire, Value: value, Flags: flagsKeyedEnvelope, Expiration: expiration}
 }
 
-// decodeItem returns the entry it holds for key. The entry's Value aliases
-// it.Value.
-func decodeItem(key string, hashed bool, it *memcache.Item) (tier.Entry, error) {
+// decodeItem returns the entry an item with flags and value holds for
+// key. The entry's Value aliases value.
+func decodeItem(key string, hashed bool, flags uint32, value []byte) (tier.Entry, error) {
 	switch {
-	case !hashed && it.Flags == flagsEnvelope:
-		return tier.DecodeEntry(it.Value)
-	case hashed && it.Flags == flagsKeyedEnvelope:
-		n, size := binary.Uvarint(it.Value)
-		if size <= 0 || n > uint64(len(it.Value)-size) {
+	case !hashed && flags == flagsEnvelope:
+		return tier.DecodeEntry(value)
+	case hashed && flags == flagsKeyedEnvelope:
+		n, size := binary.Uvarint(value)
+		if size <= 0 || n > uint64(len(value)-size) {
 			return tier.Entry{}, fmt.Errorf("%w: bad key length", tier.ErrBadEnvelope)
 		}
-		stored := it.Value[size : size+int(n)]
+		stored := value[size : size+int(n)]
 		if string(stored) != key {
 			return tier.Entry{}, errKeyMismatch
 		}
-		return tier.DecodeEntry(it.Value[size+int(n):])
-	case !hashed && it.Flags == flagsRecord, hashed && it.Flags == flagsKeyedRecord:
-		return decodeRecordEntry(key, hashed, it.Value)
-	case isStub(it.Flags, it.Value):
+		return tier.DecodeEntry(value[size+int(n):])
+	case !hashed && flags == flagsRecord, hashed && flags == flagsKeyedRecord:
+		return decodeRecordEntry(key, hashed, value)
+	case isStub(flags, value):
 		return tier.Entry{}, errNoEntry // a lease in progress (see record.go)
 	default:
-		return tier.Entry{}, fmt.Errorf("%w: item flags %#x", tier.ErrBadEnvelope, it.Flags)
+		return tier.Entry{}, fmt.Errorf("%w: item flags %#x", tier.ErrBadEnvelope, flags)
 	}
 }
 

@@ -53,7 +53,7 @@ func TestItemRoundTrip(t *testing.T) {
 		wire, hashed := keyCodec{}.encode(key)
 		for _, e := range entries {
 			it := newItem(key, wire, hashed, e, 0)
-			got, err := decodeItem(key, hashed, it)
+			got, err := decodeItem(key, hashed, it.Flags, it.Value)
 			if err != nil {
 				t.Fatalf("%q: %v", key, err)
 			}
@@ -82,7 +82,7 @@ func TestDecodeItemRejects(t *testing.T) {
 		{"short envelope", false, memcache.Item{Value: []byte{1}, Flags: flagsEnvelope}, tier.ErrBadEnvelope},
 	}
 	for _, tt := range tests {
-		if _, err := decodeItem("k", tt.hashed, &tt.it); !errors.Is(err, tt.want) {
+		if _, err := decodeItem("k", tt.hashed, tt.it.Flags, tt.it.Value); !errors.Is(err, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
 	}

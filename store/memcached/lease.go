@@ -1,7 +1,6 @@
 package memcached
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -139,9 +137,9 @@ func (t *Tier) Lease(ctx context.Context, keys []string, req tier.LeaseRequest) 
 		case err != nil:
 			b.err = err
 		case p == protoClassic:
-			t.classicLeaseOn(b, req)
+			t.classicLeaseOn(ctx, b, req)
 		default:
-			t.leaseOn(b, req)
+			t.leaseOn(ctx, b, req)
 		}
 	}
 	if len(batches) == 1 {
@@ -176,7 +174,7 @@ type takeover struct {
 }
 
 // leaseOn asks b's node for b's leases, and takes over those that need it.
-func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
+func (t *Tier) leaseOn(ctx context.Context, b *leaseBatch, req tier.LeaseRequest) {
 	ttl := strconv.FormatInt(ceilSeconds(req.TTL), 10)
 	buf := make([]byte, 0, len(b.wires)*(len(b.wires[0])+24)+4)
 	for i, wire := range b.wires {
@@ -189,10 +187,10 @@ func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
 		buf = append(buf, "\r\n"...)
 	}
 	buf = append(buf, "mn\r\n"...)
-	replies := make([]metaReply, len(b.wires))
-	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+	replies := make([]mcwire.Reply, len(b.wires))
+	err := t.roundTrip(ctx, "lease", b.node, &mcwire.Request{Buf: buf, Read: func(r *mcwire.Reader) error {
 		return readBatch(r, replies)
-	})
+	}})
 	if err != nil {
 		b.err = err
 		return
@@ -200,28 +198,28 @@ func (t *Tier) leaseOn(b *leaseBatch, req tier.LeaseRequest) {
 	var takeovers []takeover
 	for i, rep := range replies {
 		switch {
-		case rep.code != "VA":
+		case rep.Code != "VA":
 			b.err = errors.Join(b.err, t.refused("lease", b.node, rep))
-		case isStub(rep.flags, rep.value) && rep.win:
+		case isStub(rep.Flags, rep.Value) && rep.Win:
 			t.lease.won.Add(1)
-			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseWon, Token: rep.cas}, true
-		case isStub(rep.flags, rep.value):
+			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseWon, Token: rep.CAS}, true
+		case isStub(rep.Flags, rep.Value):
 			t.lease.held.Add(1)
 			b.leases[i], b.ok[i] = tier.Lease{State: tier.LeaseHeld}, true
 		default:
-			if rec, ok := t.classify(b, i, rep.flags, rep.value, req); !ok {
-				ttl := rep.ttl // seconds left; -1 for none
+			if rec, ok := t.classify(b, i, rep.Flags, rep.Value, req); !ok {
+				ttl := rep.TTL // seconds left; -1 for none
 				if ttl < 0 {
 					ttl = 0 // for ever
 				} else {
 					ttl = max(ttl, ceilSeconds(req.TTL)) // the item must outlive its lease
 				}
-				takeovers = append(takeovers, takeover{i: i, cas: rep.cas, rec: rec, ttl: ttl})
+				takeovers = append(takeovers, takeover{i: i, cas: rep.CAS, rec: rec, ttl: ttl})
 			}
 		}
 	}
 	if len(takeovers) > 0 {
-		t.takeOver(b, takeovers, req)
+		t.takeOver(ctx, b, takeovers, req)
 	}
 }
 
@@ -236,7 +234,7 @@ func (t *Tier) classify(b *leaseBatch, i int, flags uint32, value []byte, req ti
 		if r, err := decodeRecord(key, hashed, value); err == nil {
 			rec = r
 		}
-	} else if e, err := decodeItem(key, hashed, &memcache.Item{Key: b.wires[i], Value: value, Flags: flags}); err == nil {
+	} else if e, err := decodeItem(key, hashed, flags, value); err == nil {
 		rec.entry = &e
 	}
 	fresh := rec.entry != nil && !rec.entry.Expired(req.Now)
@@ -256,30 +254,30 @@ func (t *Tier) classify(b *leaseBatch, i int, flags uint32, value []byte, req ti
 
 // takeOver rewrites the items of tks with a lease, each conditional on the
 // CAS it was read with, in one round trip.
-func (t *Tier) takeOver(b *leaseBatch, tks []takeover, req tier.LeaseRequest) {
+func (t *Tier) takeOver(ctx context.Context, b *leaseBatch, tks []takeover, req tier.LeaseRequest) {
 	var buf []byte
 	for j, tk := range tks {
 		key, hashed := b.keys[tk.i], b.hashed[tk.i]
-		buf = appendMetaSet(buf, b.wires[tk.i], encodeRecord(key, hashed, tk.rec),
+		buf = mcwire.AppendMetaSet(buf, b.wires[tk.i], encodeRecord(key, hashed, tk.rec),
 			"C"+strconv.FormatUint(tk.cas, 10), "T"+strconv.FormatInt(tk.ttl, 10),
 			"F"+strconv.FormatUint(uint64(recordFlags(hashed)), 10), "c", "O"+strconv.Itoa(j))
 	}
 	buf = append(buf, "mn\r\n"...)
-	replies := make([]metaReply, len(tks))
-	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+	replies := make([]mcwire.Reply, len(tks))
+	err := t.roundTrip(ctx, "lease", b.node, &mcwire.Request{Buf: buf, Read: func(r *mcwire.Reader) error {
 		return readBatch(r, replies)
-	})
+	}})
 	if err != nil {
 		b.err = errors.Join(b.err, err)
 		return
 	}
 	for j, rep := range replies {
 		tk := tks[j]
-		switch rep.code {
+		switch rep.Code {
 		case "HD":
 			t.lease.won.Add(1)
 			t.lease.takeovers.Add(1)
-			b.leases[tk.i] = tier.Lease{State: tier.LeaseWon, Entry: tk.rec.entry, Marker: tk.rec.marker, Token: rep.cas}
+			b.leases[tk.i] = tier.Lease{State: tier.LeaseWon, Entry: tk.rec.entry, Marker: tk.rec.marker, Token: rep.CAS}
 		case "EX", "NF":
 			// Someone wrote the key first: a takeover, a fill or an
 			// invalidation. The next poll will tell which.
@@ -295,29 +293,32 @@ func (t *Tier) takeOver(b *leaseBatch, tks []takeover, req tier.LeaseRequest) {
 
 // readBatch reads one reply per slot of replies, each tagged with its
 // index as opaque, then MN.
-func readBatch(r *bufio.Reader, replies []metaReply) error {
+func readBatch(r *mcwire.Reader, replies []mcwire.Reply) error {
 	for i := range replies {
-		rep, err := readMetaReply(r)
+		rep, err := r.Next()
+		if err == nil {
+			err = outOfStep(rep)
+		}
 		if err != nil {
 			return err
 		}
-		if rep.code != "SERVER_ERROR" && rep.opaque != i {
-			return fmt.Errorf("%w: reply %q tagged %d where %d was due", errProtocol, rep.code, rep.opaque, i)
+		if rep.Code != "SERVER_ERROR" && rep.Opaque != i {
+			return fmt.Errorf("%w: reply %q tagged %d where %d was due", mcwire.ErrProtocol, rep.Code, rep.Opaque, i)
 		}
 		replies[i] = rep
 	}
-	rep, err := readMetaReply(r)
-	if err == nil && rep.code != "MN" {
-		err = fmt.Errorf("%w: %s where MN was due", errProtocol, rep.code)
+	rep, err := r.Next()
+	if err == nil && rep.Code != "MN" {
+		err = fmt.Errorf("%w: %s where MN was due", mcwire.ErrProtocol, rep.Code)
 	}
 	return err
 }
 
 // refused is the error for a command the server answered but did not carry
 // out. The node is alive: it does not count against its health.
-func (t *Tier) refused(op string, n *node, rep metaReply) error {
-	cause := fmt.Errorf("server replied %s %s", rep.code, rep.msg)
-	if rep.code == "SERVER_ERROR" && serverTooLarge(errors.New("SERVER_ERROR "+rep.msg)) {
+func (t *Tier) refused(op string, n *node, rep mcwire.Reply) error {
+	cause := fmt.Errorf("server replied %s %s", rep.Code, rep.Msg)
+	if rep.TooLarge() {
 		return t.tooLarge(op, cause)
 	}
 	return t.fail(op+" "+n.key, cause)
@@ -332,25 +333,15 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 	if err != nil {
 		return err
 	}
-	now := t.clock.Now()
-	exp, live := expiration(now, t.keepUntil(r, w, now))
-	if !live || w.Entry == nil {
+	it := t.fillItem(key, wire, hashed, r, w)
+	if it == nil {
 		return t.Release(ctx, key, l) // nothing worth storing
 	}
-	var it *memcache.Item
-	if w.Marker.At.IsZero() {
-		e := *w.Entry
-		if r.substitute() {
-			e = t.capTTL(e, now)
-		}
-		it = newItem(key, wire, hashed, e, exp)
-	} else {
-		it = recordItem(key, wire, hashed, record{marker: w.Marker, entry: w.Entry}, exp)
-	}
-	if err := t.checkSize("fill", it); err != nil {
+	n := r.owner
+	t.learnItemLimit(n)
+	if err := t.checkSize("fill", n, it); err != nil {
 		return errors.Join(err, t.Release(ctx, key, l))
 	}
-	n := r.owner
 	if !n.isUp() {
 		return t.skip(n)
 	}
@@ -358,17 +349,43 @@ func (t *Tier) Fill(ctx context.Context, key string, l tier.Lease, w tier.LeaseW
 	if err != nil {
 		return err
 	}
-	rep, err := t.casWrite("fill", n, p, it, l.Token)
+	rep, err := t.casWrite(ctx, "fill", n, p, it, l.Token)
 	if err != nil {
 		return err
 	}
-	switch rep.code {
-	case "HD":
+	return t.filled(n, it, rep)
+}
+
+// fillItem is the item a fill of w stores, or nil when there is nothing
+// worth storing (w has no entry, or what it stores has expired).
+func (t *Tier) fillItem(key, wire string, hashed bool, r route, w tier.LeaseWrite) *mcwire.Item {
+	now := t.clock.Now()
+	exp, live := expiration(now, t.keepUntil(r, w, now))
+	if !live || w.Entry == nil {
+		return nil
+	}
+	if w.Marker.At.IsZero() {
+		e := *w.Entry
+		if r.substitute() {
+			e = t.capTTL(e, now)
+		}
+		return newItem(key, wire, hashed, e, exp)
+	}
+	return recordItem(key, wire, hashed, record{marker: w.Marker, entry: w.Entry}, exp)
+}
+
+// filled is a fill's outcome, from the reply to its conditional write
+// (in the meta protocol's codes, see casWrite).
+func (t *Tier) filled(n *node, it *mcwire.Item, rep mcwire.Reply) error {
+	switch {
+	case rep.Code == "HD":
 		t.lease.fills.Add(1)
 		return nil
-	case "EX", "NF", "NS":
+	case rep.Code == "EX", rep.Code == "NF", rep.Code == "NS":
 		t.lease.refused.Add(1)
 		return errLeaseLost
+	case rep.TooLarge():
+		return t.refusedTooLarge("fill", n, it, rep.Msg)
 	default:
 		return t.refused("fill", n, rep)
 	}
@@ -395,7 +412,7 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 	now := t.clock.Now()
 	exp, live := expiration(now, t.keepUntil(r, tier.LeaseWrite{Entry: l.Entry, Marker: l.Marker}, now))
 	empty := !live || l.Entry == nil && l.Marker.At.IsZero()
-	var it *memcache.Item // nil: delete the stub
+	var it *mcwire.Item // nil: delete the stub
 	switch {
 	case empty && p == protoClassic:
 		// No conditional delete in the classic protocol: a record with
@@ -407,17 +424,17 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 	case !empty:
 		it = recordItem(key, wire, hashed, record{marker: l.Marker, entry: l.Entry}, exp)
 	}
-	var rep metaReply
+	var rep mcwire.Reply
 	if it == nil {
-		rep, err = t.metaOne("release", n, []byte("md "+wire+" C"+strconv.FormatUint(l.Token, 10)+"\r\n"))
+		rep, err = t.store(ctx, "release", n, []byte("md "+wire+" C"+strconv.FormatUint(l.Token, 10)+"\r\n"))
 	} else {
-		rep, err = t.casWrite("release", n, p, it, l.Token)
+		rep, err = t.casWrite(ctx, "release", n, p, it, l.Token)
 	}
 	if err != nil {
 		return err
 	}
 	t.lease.releases.Add(1)
-	switch rep.code {
+	switch rep.Code {
 	case "HD", "EX", "NF", "NS":
 		return nil // released, or no longer ours to release
 	default:
@@ -429,36 +446,31 @@ func (t *Tier) Release(ctx context.Context, key string, l tier.Lease) error {
 // token, with the command of p, the protocol n's leases use: ms with C,
 // or cas. The reply's code is the meta protocol's either way: cas's
 // STORED, EXISTS, NOT_FOUND and NOT_STORED come back as HD, EX, NF and NS.
-func (t *Tier) casWrite(op string, n *node, p leaseProto, it *memcache.Item, token uint64) (metaReply, error) {
-	if p == protoClassic {
-		rep, err := t.roundTripOne(op, n, appendStorage(nil, "cas", it, token), readStoreReply)
-		if meta, ok := classicToMeta[rep.code]; ok {
-			rep.code = meta
-		}
-		return rep, err
+func (t *Tier) casWrite(ctx context.Context, op string, n *node, p leaseProto, it *mcwire.Item, token uint64) (mcwire.Reply, error) {
+	rep, err := t.store(ctx, op, n, appendCASWrite(nil, p, it, token, -1))
+	if meta, ok := classicToMeta[rep.Code]; ok {
+		rep.Code = meta
 	}
-	return t.metaOne(op, n, appendMetaSet(nil, it.Key, it.Value, "C"+strconv.FormatUint(token, 10),
-		"T"+strconv.FormatInt(int64(it.Expiration), 10), "F"+strconv.FormatUint(uint64(it.Flags), 10)))
+	return rep, err
+}
+
+// appendCASWrite appends the conditional write of it with p's command;
+// on the meta protocol, an opaque of 0 or more makes it quiet (only a
+// failure is answered) and tags its reply.
+func appendCASWrite(buf []byte, p leaseProto, it *mcwire.Item, token uint64, opaque int) []byte {
+	if p == protoClassic {
+		return mcwire.AppendStorage(buf, "cas", it, token)
+	}
+	flags := []string{"C" + strconv.FormatUint(token, 10), "T" + strconv.FormatInt(int64(it.Expiration), 10),
+		"F" + strconv.FormatUint(uint64(it.Flags), 10)}
+	if opaque >= 0 {
+		flags = append(flags, "q", "O"+strconv.Itoa(opaque))
+	}
+	return mcwire.AppendMetaSet(buf, it.Key, it.Value, flags...)
 }
 
 // classicToMeta names the classic storage replies by their meta twins.
 var classicToMeta = map[string]string{"STORED": "HD", "EXISTS": "EX", "NOT_FOUND": "NF", "NOT_STORED": "NS"}
-
-// metaOne sends one meta command to n and reads its reply.
-func (t *Tier) metaOne(op string, n *node, req []byte) (metaReply, error) {
-	return t.roundTripOne(op, n, req, readMetaReply)
-}
-
-// roundTripOne sends one command to n and reads its reply with read.
-func (t *Tier) roundTripOne(op string, n *node, req []byte, read func(*bufio.Reader) (metaReply, error)) (metaReply, error) {
-	var rep metaReply
-	err := t.metaRoundTrip(op, n, req, func(r *bufio.Reader) error {
-		var err error
-		rep, err = read(r)
-		return err
-	})
-	return rep, err
-}
 
 // Invalidate implements tier.Leaser: it replaces whatever the key holds
 // with a record of w's marker and entry, unconditionally, which changes
@@ -482,27 +494,40 @@ func (t *Tier) Invalidate(ctx context.Context, key string, w tier.LeaseWrite) er
 	exp, live := expiration(now, t.keepUntil(r, w, now))
 	if !live {
 		t.stats.expiredSkipped.Add(1)
-		return t.remove("invalidate", r, wire)
+		return t.remove(ctx, "invalidate", r, wire)
 	}
+	n := r.owner
+	t.learnItemLimit(n)
 	it := recordItem(key, wire, hashed, record{marker: w.Marker, entry: w.Entry}, exp)
 	var tooLarge error
-	if tooLarge = t.checkSize("invalidate", it); tooLarge != nil {
+	if tooLarge = t.checkSize("invalidate", n, it); tooLarge != nil {
 		w.Entry = nil
 		exp, _ = expiration(now, t.keepUntil(r, w, now))
 		it = recordItem(key, wire, hashed, record{marker: w.Marker}, exp)
 	}
 	if r.substitute() {
-		t.invalidateHome(r.home, wire)
+		t.invalidateHome(ctx, r.home, wire)
 	}
-	n := r.owner
 	if n.skipWrite(wire) {
 		return t.skip(n)
 	}
-	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Set(it) })
+	rep, err := t.store(ctx, "invalidate", n, mcwire.AppendStorage(nil, "set", it, 0))
+	if err == nil && rep.TooLarge() && w.Entry != nil {
+		// The server takes less than it was thought to: the marker alone.
+		tooLarge = t.refusedTooLarge("invalidate", n, it, rep.Msg)
+		w.Entry = nil
+		exp, _ = expiration(now, t.keepUntil(r, w, now))
+		it = recordItem(key, wire, hashed, record{marker: w.Marker}, exp)
+		rep, err = t.store(ctx, "invalidate", n, mcwire.AppendStorage(nil, "set", it, 0))
+	}
+	if err == nil && rep.Code != "STORED" {
+		err = t.refused("invalidate", n, rep)
+	}
 	if err != nil {
 		n.remember(wire)
-		return t.nodeFail("invalidate", n, err)
+		return err
 	}
+	n.forget(wire)
 	t.lease.markers.Add(1)
 	return tooLarge
 }

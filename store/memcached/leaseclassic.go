@@ -1,16 +1,13 @@
 package memcached
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -79,21 +76,21 @@ type claim struct {
 }
 
 // classicLeaseOn asks b's node for b's leases on the classic protocol.
-func (t *Tier) classicLeaseOn(b *leaseBatch, req tier.LeaseRequest) {
+func (t *Tier) classicLeaseOn(ctx context.Context, b *leaseBatch, req tier.LeaseRequest) {
 	items := make([]classicItem, len(b.wires))
 	buf := appendGets(nil, b.wires)
 	var refused string
-	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+	err := t.roundTrip(ctx, "lease", b.node, &mcwire.Request{Buf: buf, Read: func(r *mcwire.Reader) error {
 		var err error
 		refused, err = readGets(r, b.wires, items)
 		return err
-	})
+	}})
 	if err != nil {
 		b.err = err
 		return
 	}
 	if refused != "" {
-		b.err = t.refused("lease", b.node, metaReply{code: "SERVER_ERROR", msg: refused})
+		b.err = t.refused("lease", b.node, mcwire.Reply{Code: "SERVER_ERROR", Msg: refused})
 	}
 	var claims []claim
 	for i, it := range items {
@@ -115,30 +112,30 @@ func (t *Tier) classicLeaseOn(b *leaseBatch, req tier.LeaseRequest) {
 		}
 	}
 	if len(claims) > 0 {
-		t.claim(b, claims)
+		t.claim(ctx, b, claims)
 	}
 }
 
 // claim stores the claims' records, each only if the key is still as it
 // was read, and reads the items back, in one round trip; it grants the
 // leases whose record it finds there.
-func (t *Tier) claim(b *leaseBatch, claims []claim) {
+func (t *Tier) claim(ctx context.Context, b *leaseBatch, claims []claim) {
 	var buf []byte
 	wires := make([]string, len(claims))
 	for j, c := range claims {
 		i := c.i
 		it := recordItem(b.keys[i], b.wires[i], b.hashed[i], c.rec, c.exp)
 		if c.cas == 0 {
-			buf = appendStorage(buf, "add", it, 0)
+			buf = mcwire.AppendStorage(buf, "add", it, 0)
 		} else {
-			buf = appendStorage(buf, "cas", it, c.cas)
+			buf = mcwire.AppendStorage(buf, "cas", it, c.cas)
 		}
 		wires[j] = b.wires[i]
 	}
 	buf = appendGets(buf, wires)
-	replies := make([]metaReply, len(claims))
+	replies := make([]mcwire.Reply, len(claims))
 	items := make([]classicItem, len(claims))
-	err := t.metaRoundTrip("lease", b.node, buf, func(r *bufio.Reader) error {
+	err := t.roundTrip(ctx, "lease", b.node, &mcwire.Request{Buf: buf, Read: func(r *mcwire.Reader) error {
 		for j := range replies {
 			var err error
 			if replies[j], err = readStoreReply(r); err != nil {
@@ -147,7 +144,7 @@ func (t *Tier) claim(b *leaseBatch, claims []claim) {
 		}
 		_, err := readGets(r, wires, items)
 		return err
-	})
+	}})
 	if err != nil {
 		b.err = errors.Join(b.err, err)
 		return
@@ -155,13 +152,13 @@ func (t *Tier) claim(b *leaseBatch, claims []claim) {
 	var early []int // stored, but read back before the claim
 	for j, c := range claims {
 		it := items[j]
-		switch rep := replies[j]; rep.code {
+		switch rep := replies[j]; rep.Code {
 		case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND":
 			// A claim that was not stored is normally someone else's
 			// lease, fill or invalidation, and the next poll will tell
 			// which; but the record read back is ours if this claim was
 			// sent twice (a connection lost after the server ran it).
-			if rep.code == "STORED" && it.answered && (!it.found || c.cas != 0 && it.cas == c.cas) {
+			if rep.Code == "STORED" && it.answered && (!it.found || c.cas != 0 && it.cas == c.cas) {
 				early = append(early, j)
 				continue
 			}
@@ -171,22 +168,22 @@ func (t *Tier) claim(b *leaseBatch, claims []claim) {
 		}
 	}
 	if len(early) > 0 {
-		t.readBack(b, claims, early)
+		t.readBack(ctx, b, claims, early)
 	}
 }
 
 // readBack reads again the items of the claims at idx, which were stored
 // but read back unchanged, and grants the leases whose record it finds.
-func (t *Tier) readBack(b *leaseBatch, claims []claim, idx []int) {
+func (t *Tier) readBack(ctx context.Context, b *leaseBatch, claims []claim, idx []int) {
 	wires := make([]string, len(idx))
 	for k, j := range idx {
 		wires[k] = b.wires[claims[j].i]
 	}
 	items := make([]classicItem, len(idx))
-	err := t.metaRoundTrip("lease", b.node, appendGets(nil, wires), func(r *bufio.Reader) error {
+	err := t.roundTrip(ctx, "lease", b.node, &mcwire.Request{Buf: appendGets(nil, wires), Read: func(r *mcwire.Reader) error {
 		_, err := readGets(r, wires, items)
 		return err
-	})
+	}})
 	if err != nil {
 		b.err = errors.Join(b.err, err)
 		return
@@ -202,7 +199,7 @@ func (t *Tier) readBack(b *leaseBatch, claims []claim, idx []int) {
 func (t *Tier) grant(b *leaseBatch, c claim, it classicItem) {
 	i := c.i
 	if !it.answered {
-		b.err = errors.Join(b.err, t.refused("lease", b.node, metaReply{code: "SERVER_ERROR", msg: "no reply to the read back"}))
+		b.err = errors.Join(b.err, t.refused("lease", b.node, mcwire.Reply{Code: "SERVER_ERROR", Msg: "no reply to the read back"}))
 		return
 	}
 	l := tier.Lease{State: tier.LeaseHeld, Entry: c.rec.entry, Marker: c.rec.marker}
@@ -259,43 +256,17 @@ func newNonce() uint64 {
 // appendGets appends gets commands for wires, classicGetsKeys keys a line.
 func appendGets(buf []byte, wires []string) []byte {
 	for start := 0; start < len(wires); start += classicGetsKeys {
-		buf = append(buf, "gets"...)
-		for _, w := range wires[start:min(start+classicGetsKeys, len(wires))] {
-			buf = append(buf, ' ')
-			buf = append(buf, w...)
-		}
-		buf = append(buf, "\r\n"...)
+		buf = mcwire.AppendRetrieval(buf, "gets", wires[start:min(start+classicGetsKeys, len(wires))])
 	}
 	return buf
-}
-
-// appendStorage appends the classic storage command cmd (add, cas, set)
-// for it; cas is the CAS argument of the cas command.
-func appendStorage(buf []byte, cmd string, it *memcache.Item, cas uint64) []byte {
-	buf = append(buf, cmd...)
-	buf = append(buf, ' ')
-	buf = append(buf, it.Key...)
-	buf = append(buf, ' ')
-	buf = strconv.AppendUint(buf, uint64(it.Flags), 10)
-	buf = append(buf, ' ')
-	buf = strconv.AppendInt(buf, int64(it.Expiration), 10)
-	buf = append(buf, ' ')
-	buf = strconv.AppendInt(buf, int64(len(it.Value)), 10)
-	if cmd == "cas" {
-		buf = append(buf, ' ')
-		buf = strconv.AppendUint(buf, cas, 10)
-	}
-	buf = append(buf, "\r\n"...)
-	buf = append(buf, it.Value...)
-	return append(buf, "\r\n"...)
 }
 
 // readGets reads the replies to the gets commands appendGets wrote for
 // wires, and puts what it finds in items, by the index of the key in
 // wires. A gets answered with SERVER_ERROR leaves its keys unanswered;
 // the server's message is returned in refused. Anything else unexpected
-// is an error wrapping errProtocol: the connection is then unusable.
-func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused string, err error) {
+// is an error wrapping ErrProtocol: the connection is then unusable.
+func readGets(r *mcwire.Reader, wires []string, items []classicItem) (refused string, err error) {
 	clear(items) // a round trip tried again reads everything again
 	index := make(map[string]int, len(wires))
 	for i, w := range wires {
@@ -303,76 +274,44 @@ func readGets(r *bufio.Reader, wires []string, items []classicItem) (refused str
 	}
 	for start := 0; start < len(wires); start += classicGetsKeys {
 		end := min(start+classicGetsKeys, len(wires))
-	replies:
-		for {
-			line, err := metaLine(r)
-			if err != nil && refused != "" && staleConn(err) {
-				// nutcracker answers a gets it could not forward (a server
-				// behind it down) with SERVER_ERROR, and may then hang up:
-				// the proxy itself is alive, which the error says.
-				return "", fmt.Errorf("server replied SERVER_ERROR %s, then closed the connection", refused)
+		var pieceRefused string
+		err := readItems(1, func(rep mcwire.Reply) {
+			if i, ok := index[rep.Key]; ok && i >= start && i < end {
+				items[i] = classicItem{found: true, flags: rep.Flags, value: rep.Value, cas: rep.CAS}
 			}
-			if err != nil {
-				return "", err
-			}
-			if string(line) == "END" {
-				for i := start; i < end; i++ {
-					items[i].answered = true
-				}
-				break replies
-			}
-			if rep, ok := serverError(line); ok {
-				refused = rep.msg
-				break replies
-			}
-			wire, it, err := readValue(r, line)
-			if err != nil {
-				return "", err
-			}
-			if i, ok := index[wire]; ok && i >= start && i < end {
-				items[i] = it
-			}
+		}, &pieceRefused)(r)
+		if err != nil && refused != "" && mcwire.Stale(err) {
+			// nutcracker answers a gets it could not forward (a server
+			// behind it down) with SERVER_ERROR, and may then hang up:
+			// the proxy itself is alive, which the error says.
+			return "", mcwire.Answered(fmt.Errorf("server replied SERVER_ERROR %s, then closed the connection", refused))
+		}
+		if err != nil {
+			return "", err
+		}
+		if pieceRefused != "" {
+			refused = pieceRefused
+			continue
+		}
+		for i := start; i < end; i++ {
+			items[i].answered = true
 		}
 	}
 	return refused, nil
 }
 
-// readValue reads the item whose "VALUE <key> <flags> <bytes> <cas>" line
-// is line, and its data.
-func readValue(r *bufio.Reader, line []byte) (wire string, it classicItem, err error) {
-	fields := bytes.Fields(line)
-	if len(fields) != 5 || string(fields[0]) != "VALUE" {
-		return "", it, fmt.Errorf("%w: %q", errProtocol, line)
-	}
-	flags, err1 := strconv.ParseUint(string(fields[2]), 10, 32)
-	size, err2 := strconv.Atoi(string(fields[3]))
-	cas, err3 := strconv.ParseUint(string(fields[4]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || size < 0 {
-		return "", it, fmt.Errorf("%w: %q", errProtocol, line)
-	}
-	wire = string(fields[1]) // before reading on: line is the reader's buffer
-	data, err := readData(r, size)
-	if err != nil {
-		return "", it, err
-	}
-	return wire, classicItem{found: true, flags: uint32(flags), value: data, cas: cas}, nil
-}
-
 // readStoreReply reads the reply to a classic storage command: STORED,
 // NOT_STORED, EXISTS or NOT_FOUND as its code, or SERVER_ERROR and the
 // server's message (the connection stays usable). ERROR, CLIENT_ERROR or
-// anything else is an error wrapping errProtocol.
-func readStoreReply(r *bufio.Reader) (metaReply, error) {
-	line, err := metaLine(r)
+// anything else is an error wrapping ErrProtocol.
+func readStoreReply(r *mcwire.Reader) (mcwire.Reply, error) {
+	rep, err := r.Next()
 	if err != nil {
-		return metaReply{}, err
+		return rep, err
 	}
-	if rep, ok := serverError(line); ok {
+	switch rep.Code {
+	case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "SERVER_ERROR":
 		return rep, nil
 	}
-	switch code := string(line); code {
-	case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND":
-		return metaReply{code: code, opaque: -1}, nil
-	}
-	return metaReply{}, fmt.Errorf("%w: %q", errProtocol, line)
+	return mcwire.Reply{}, fmt.Errorf("%w: %s to a storage command", mcwire.ErrProtocol, rep.Code)
 }

@@ -1,14 +1,15 @@
 package memcached
 
 import (
-	"bufio"
-	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 )
 
 // Which protocol a node's leases and bulk adds use.
@@ -22,8 +23,9 @@ import (
 // the meta protocol is spoken, classic adds elsewhere.
 //
 // With LeaseProtocolAuto, the first lease operation or bulk add on a node
-// asks it, on a connection of its own, "version" and the meta no-op "mn"
-// in one write:
+// asks it "version" and the meta no-op "mn" in one write, sent alone on
+// one of the node's connections (nothing pipelined behind it, since a
+// proxy may hang up on mn):
 //
 //	VERSION 1.6.x, MN          meta
 //	VERSION 1.5.x, MN          classic (1.5's experimental meta commands
@@ -34,7 +36,7 @@ import (
 //	                           connection on a command it cannot parse,
 //	                           dropping the replies still due on it
 //
-// The answer is kept for the life of the node, or until its lease
+// The answer is kept for the life of the node, or until its pooled
 // connections go stale (the server restarted, perhaps as another
 // version). A probe that gets no answer decides nothing: the lease call
 // (or the bulk add's entries) fails for that node, and the next one asks
@@ -135,44 +137,38 @@ func (t *Tier) currentProtocol(n *node) leaseProto {
 
 // probeProtocol asks n which protocol it speaks (see the top of the file).
 func (t *Tier) probeProtocol(n *node) (leaseProto, error) {
-	var version, meta string
-	line := func(r *bufio.Reader) (string, error) {
-		b, err := metaLine(r)
-		return string(b), err // b is only good until the next read
-	}
-	err := t.probeExchange(n, "version\r\nmn\r\n", func(r *bufio.Reader) error {
+	var version, meta mcwire.Reply
+	err := t.probeExchange(n, "version\r\nmn\r\n", func(r *mcwire.Reader) error {
 		var err error
-		if version, err = line(r); err != nil {
+		if version, err = r.Next(); err != nil {
 			return err
 		}
-		meta, err = line(r)
+		meta, err = r.Next()
 		return err
 	})
 	switch {
-	case err == nil && !strings.HasPrefix(version, "VERSION "):
-		return protoUnknown, fmt.Errorf("%w: %q to version", errProtocol, version)
-	case err == nil && meta == "MN":
-		if beforeMeta(strings.TrimPrefix(version, "VERSION ")) {
+	case err == nil && version.Code != "VERSION":
+		return protoUnknown, fmt.Errorf("%w: %s to version", mcwire.ErrProtocol, version.Code)
+	case err == nil && meta.Code == "MN":
+		if beforeMeta(version.Msg) {
 			return protoClassic, nil
 		}
 		return protoMeta, nil
-	case err == nil && (meta == "ERROR" || strings.HasPrefix(meta, "CLIENT_ERROR") || strings.HasPrefix(meta, "SERVER_ERROR")):
+	case err == nil && (meta.Code == "ERROR" || meta.Code == "CLIENT_ERROR" || meta.Code == "SERVER_ERROR"):
 		return protoClassic, nil
 	case err == nil:
-		return protoUnknown, fmt.Errorf("%w: %q to mn", errProtocol, meta)
-	case !staleConn(err):
+		return protoUnknown, fmt.Errorf("%w: %s to mn", mcwire.ErrProtocol, meta.Code)
+	case !mcwire.Stale(err) && !errors.Is(err, mcwire.ErrProtocol):
 		return protoUnknown, err // no answer: a timeout, a refused dial
 	}
-	// The server hung up on mn. A proxy does that; make sure it is alive.
-	err = t.probeExchange(n, "version\r\n", func(r *bufio.Reader) error {
-		var err error
-		if version, err = line(r); err != nil {
-			return err
+	// The server hung up on mn, or answered it with a line no memcached
+	// sends. A proxy does that; make sure it is alive.
+	err = t.probeExchange(n, "version\r\n", func(r *mcwire.Reader) error {
+		rep, err := r.Next()
+		if err == nil && rep.Code != "VERSION" && rep.Code != "SERVER_ERROR" {
+			err = fmt.Errorf("%w: %s to version", mcwire.ErrProtocol, rep.Code)
 		}
-		if !strings.HasPrefix(version, "VERSION ") && !strings.HasPrefix(version, "SERVER_ERROR") {
-			return fmt.Errorf("%w: %q to version", errProtocol, version)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return protoUnknown, err
@@ -180,25 +176,12 @@ func (t *Tier) probeProtocol(n *node) (leaseProto, error) {
 	return protoClassic, nil
 }
 
-// probeExchange writes req to n on a fresh connection, which it closes
-// afterwards, and reads the replies with read. The exchange is bounded by
-// the timeout and by Close, and is not counted as a request of n nor
+// probeExchange sends req to n alone on its connection (a proxy may hang
+// up on it), and reads the replies with read. It is bounded by the
+// timeout and by Close, and is neither counted as a request of n nor
 // observed by its health.
-func (t *Tier) probeExchange(n *node, req string, read func(*bufio.Reader) error) error {
-	ctx, cancel := context.WithTimeout(t.bgCtx, t.cfg.timeout)
-	defer cancel()
-	c, err := t.dialNode(ctx, n)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * t.cfg.timeout)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte(req)); err != nil {
-		return err
-	}
-	return read(bufio.NewReader(c))
+func (t *Tier) probeExchange(n *node, req string, read func(*mcwire.Reader) error) error {
+	return n.pool.Do(t.bgCtx, &mcwire.Request{Buf: []byte(req), Read: read, Exclusive: true, Probe: true})
 }
 
 // beforeMeta reports whether version, as memcached says it ("1.6.18"),

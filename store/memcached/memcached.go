@@ -7,8 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -22,16 +21,9 @@ import (
 // stopped by Close.
 type Tier struct {
 	cfg     config
-	conns   *connSet
 	keys    keyCodec
 	members membership
-	// selector is the current placement (a clusterSelector), for code
-	// with connections of its own.
-	selector memcache.ServerSelector
-
-	// Shorthands for cfg fields the hot paths read.
-	maxIdleConns int
-	clock        tier.Clock
+	clock   tier.Clock // cfg.clock
 
 	bgCtx  context.Context // ends when Close begins
 	stopBG context.CancelFunc
@@ -41,7 +33,6 @@ type Tier struct {
 	closed atomic.Bool
 	stats  counters
 	cold   coldStart // restart detection and bulk adds (coldstart.go)
-	meta   metaConns // connections for the lease commands (meta.go)
 	lease  leaseCounters
 }
 
@@ -74,14 +65,11 @@ func New(servers []string, opts ...Option) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{
-		cfg:          cfg,
-		conns:        newConnSet(),
-		keys:         keyCodec{prefix: cfg.keyPrefix},
-		maxIdleConns: cfg.maxIdleConns,
-		clock:        cfg.clock,
-		wake:         make(chan struct{}, 1),
+		cfg:   cfg,
+		keys:  keyCodec{prefix: cfg.keyPrefix},
+		clock: cfg.clock,
+		wake:  make(chan struct{}, 1),
 	}
-	t.selector = clusterSelector{t}
 	t.bgCtx, t.stopBG = context.WithCancel(context.Background())
 	t.stats.discoveryVersion.Store(-1)
 	if err := t.setServers(parsed); err != nil {
@@ -201,7 +189,11 @@ func (t *Tier) Counters() map[string]int64 {
 	}
 	t.cold.addCounters(m)
 	t.lease.addCounters(m)
-	t.addProtocolCounters(m, t.members.current.Load().nodes()...)
+	nodes := t.members.current.Load().nodes()
+	t.addProtocolCounters(m, nodes...)
+	for _, n := range nodes {
+		m["retries"] += n.pool.Stats().Retries
+	}
 	return m
 }
 
@@ -213,10 +205,13 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.stopBG()
-	t.conns.Close()
-	t.bg.Wait()
 	for _, n := range t.members.current.Load().nodes() {
-		n.client.Close()
+		n.pool.Close()
+	}
+	t.bg.Wait()
+	// Discovery may have put new nodes in place meanwhile.
+	for _, n := range t.members.current.Load().nodes() {
+		n.pool.Close()
 	}
 	return nil
 }
@@ -225,8 +220,8 @@ func (t *Tier) Close() error {
 // value this package did not write, returns an error wrapping tier.ErrMiss.
 // A key whose node is down returns ErrNodeDown at once.
 //
-// gomemcache takes no context: ctx is checked before any I/O, and from then
-// on the call is bounded by the timeout (see WithTimeout).
+// ctx bounds the wait for room on the node's connections and for the
+// reply; the node itself is given the timeout (see WithTimeout).
 func (t *Tier) Get(ctx context.Context, key string) (tier.Entry, error) {
 	if err := t.ready(ctx, "get"); err != nil {
 		return tier.Entry{}, err
@@ -240,19 +235,27 @@ func (t *Tier) Get(ctx context.Context, key string) (tier.Entry, error) {
 	if !n.isUp() {
 		return tier.Entry{}, t.skip(n)
 	}
-	it, err := send(t, n, func(c *memcache.Client) (*memcache.Item, error) { return c.Get(wire) })
-	if errors.Is(err, memcache.ErrCacheMiss) {
+	var (
+		it      mcwire.Reply
+		found   bool
+		refused string
+	)
+	req := &mcwire.Request{Buf: mcwire.AppendRetrieval(nil, "get", []string{wire}),
+		Read: readItems(1, func(rep mcwire.Reply) { it, found = rep, true }, &refused)}
+	if err := t.roundTrip(ctx, "get", n, req); err != nil {
+		return tier.Entry{}, err
+	}
+	if refused != "" {
+		return tier.Entry{}, t.fail("get "+n.key, fmt.Errorf("server replied SERVER_ERROR %s", refused))
+	}
+	if !found {
 		t.miss(n, 1)
 		return tier.Entry{}, errMiss
 	}
-	if err != nil {
-		return tier.Entry{}, t.nodeFail("get", n, err)
-	}
 	if it.Key != wire {
-		// gomemcache hands back whatever item the server sent.
 		return tier.Entry{}, t.nodeFail("get", n, fmt.Errorf("server answered with key %q", it.Key))
 	}
-	e, err := decodeItem(key, hashed, it)
+	e, err := decodeItem(key, hashed, it.Flags, it.Value)
 	if err != nil {
 		if !isNoEntry(err) {
 			t.stats.decodeErrors.Add(1)
@@ -264,12 +267,13 @@ func (t *Tier) Get(ctx context.Context, key string) (tier.Entry, error) {
 	return e, nil
 }
 
-// GetMulti implements tier.MultiGetter with one multi-get per node, run in
-// parallel. Every key is encoded to a legal memcached key, so no single
-// key can fail the batch (gomemcache refuses a whole batch over one
-// malformed key). The keys of a node that is down are not asked for. When
-// a node fails or is down, the entries found on the others are returned
-// together with an error wrapping ErrUnavailable.
+// GetMulti implements tier.MultiGetter: the keys of each node are asked
+// for in pieces of a bounded size (getPieceKeys), pipelined on the node's
+// connections, the nodes in parallel. Every key is encoded to a legal
+// memcached key, so no single key can fail the batch. The keys of a node
+// that is down are not asked for. When a node fails or is down, the
+// entries found on the others (and in the pieces of the node that were
+// answered) are returned together with an error wrapping ErrUnavailable.
 func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Entry, error) {
 	if err := t.ready(ctx, "get multi"); err != nil {
 		return nil, err
@@ -306,25 +310,27 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 		}
 		b.wires = append(b.wires, wire)
 	}
-	t.fetch(groups)
+	t.fetch(ctx, groups)
 
 	found := make(map[string]tier.Entry, len(byWire))
 	for _, b := range groups {
 		hits := 0
-		for wire, it := range b.items {
-			req, asked := byWire[wire]
-			if !asked {
-				continue // a confused server sent a key nobody asked for
-			}
-			e, derr := decodeItem(req.key, req.hashed, it)
-			if derr != nil {
-				if !isNoEntry(derr) {
-					t.stats.decodeErrors.Add(1)
+		for _, piece := range b.pieces {
+			for _, it := range piece {
+				req, asked := byWire[it.key]
+				if !asked {
+					continue // a confused server sent a key nobody asked for
 				}
-				continue
+				e, derr := decodeItem(req.key, req.hashed, it.flags, it.value)
+				if derr != nil {
+					if !isNoEntry(derr) {
+						t.stats.decodeErrors.Add(1)
+					}
+					continue
+				}
+				found[req.key] = e
+				hits++
 			}
-			found[req.key] = e
-			hits++
 		}
 		t.hit(b.node, hits)
 		if !b.skipped {
@@ -341,26 +347,50 @@ func (t *Tier) GetMulti(ctx context.Context, keys []string) (map[string]tier.Ent
 type nodeBatch struct {
 	node    *node
 	wires   []string
-	items   map[string]*memcache.Item
+	pieces  [][]foundItem // the items of the pieces answered
 	err     error
 	skipped bool // the node was down: counted in node_down, not as misses
 }
 
-// fetch runs the multi-gets of a GetMulti, one per node and in parallel,
+// foundItem is an item a get returned.
+type foundItem struct {
+	key   string
+	flags uint32
+	value []byte
+}
+
+// fetch runs the multi-gets of a GetMulti, one goroutine per node,
 // skipping the nodes that are down. It returns when all have finished.
-func (t *Tier) fetch(batches []*nodeBatch) {
+func (t *Tier) fetch(ctx context.Context, batches []*nodeBatch) {
 	one := func(b *nodeBatch) {
 		if !b.node.isUp() {
 			b.err, b.skipped = t.skip(b.node), true
 			return
 		}
-		items, err := send(t, b.node, func(c *memcache.Client) (map[string]*memcache.Item, error) {
-			return c.GetMulti(b.wires)
-		})
-		b.items = items
-		if err != nil {
-			b.err = t.nodeFail("get multi", b.node, err)
+		pieces := make([][]foundItem, (len(b.wires)+getPieceKeys-1)/getPieceKeys)
+		refused := make([]string, len(pieces))
+		reqs := make([]*mcwire.Request, len(pieces))
+		for i := range pieces {
+			wires := b.wires[i*getPieceKeys : min((i+1)*getPieceKeys, len(b.wires))]
+			reqs[i] = &mcwire.Request{Buf: mcwire.AppendRetrieval(nil, "get", wires),
+				Read: readItems(1, func(rep mcwire.Reply) {
+					if pieces[i] == nil {
+						pieces[i] = make([]foundItem, 0, len(wires))
+					}
+					pieces[i] = append(pieces[i], foundItem{rep.Key, rep.Flags, rep.Value})
+				}, &refused[i])}
 		}
+		ok, err := t.pipeline(ctx, "get multi", b.node, reqs, true)
+		for i, items := range pieces {
+			if !ok[i] {
+				continue
+			}
+			b.pieces = append(b.pieces, items)
+			if refused[i] != "" && err == nil {
+				err = t.fail("get multi "+b.node.key, fmt.Errorf("server replied SERVER_ERROR %s", refused[i]))
+			}
+		}
+		b.err = err
 	}
 	if len(batches) == 1 {
 		one(batches[0])
@@ -390,28 +420,41 @@ func (t *Tier) Set(ctx context.Context, key string, e tier.Entry) error {
 	exp, live := expiration(now, e.Expires)
 	if !live {
 		t.stats.expiredSkipped.Add(1)
-		return t.remove("set", r, wire)
+		return t.remove(ctx, "set", r, wire)
 	}
 	it := newItem(key, wire, hashed, e, exp)
-	if err := t.checkSize("set", it); err != nil {
-		return errors.Join(err, t.remove("set", r, wire))
+	n := r.owner
+	t.learnItemLimit(n)
+	if err := t.checkSize("set", n, it); err != nil {
+		return errors.Join(err, t.remove(ctx, "set", r, wire))
 	}
 	if r.substitute() {
-		t.invalidateHome(r.home, wire)
+		t.invalidateHome(ctx, r.home, wire)
 	}
-	n := r.owner
 	if n.skipWrite(wire) {
 		return t.skip(n)
 	}
-	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Set(it) })
-	if serverTooLarge(err) {
-		return errors.Join(t.tooLarge("set", err), t.remove("set", r, wire))
-	}
-	if err != nil {
+	rep, err := t.store(ctx, "set", n, mcwire.AppendStorage(nil, "set", it, 0))
+	switch {
+	case err != nil:
 		n.remember(wire)
-		return t.nodeFail("set", n, err)
+		return err
+	case rep.Code == "STORED":
+		n.forget(wire)
+		return nil
+	case rep.TooLarge():
+		return errors.Join(t.refusedTooLarge("set", n, it, rep.Msg), t.remove(ctx, "set", r, wire))
+	default:
+		n.remember(wire)
+		return t.refused("set", n, rep)
 	}
-	return nil
+}
+
+// store sends one storage command to n and returns its reply.
+func (t *Tier) store(ctx context.Context, op string, n *node, buf []byte) (mcwire.Reply, error) {
+	var rep mcwire.Reply
+	err := t.roundTrip(ctx, op, n, oneReply(buf, &rep))
+	return rep, err
 }
 
 // Add implements tier.Adder with memcached's add. It returns an error
@@ -434,24 +477,27 @@ func (t *Tier) Add(ctx context.Context, key string, e tier.Entry) error {
 		return nil
 	}
 	it := newItem(key, wire, hashed, e, exp)
-	if err := t.checkSize("add", it); err != nil {
+	n := r.owner
+	t.learnItemLimit(n)
+	if err := t.checkSize("add", n, it); err != nil {
 		return err
 	}
-	n := r.owner
 	if !n.isUp() {
 		return t.skip(n)
 	}
-	_, err = send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Add(it) })
+	rep, err := t.store(ctx, "add", n, mcwire.AppendStorage(nil, "add", it, 0))
 	switch {
-	case err == nil:
+	case err != nil:
+		return err
+	case rep.Code == "STORED":
 		return nil
-	case errors.Is(err, memcache.ErrNotStored):
+	case rep.Code == "NOT_STORED":
 		t.stats.notStored.Add(1)
 		return errNotStored
-	case serverTooLarge(err):
-		return t.tooLarge("add", err)
+	case rep.TooLarge():
+		return t.refusedTooLarge("add", n, it, rep.Msg)
 	default:
-		return t.nodeFail("add", n, err)
+		return t.refused("add", n, rep)
 	}
 }
 
@@ -463,7 +509,7 @@ func (t *Tier) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	return t.remove("delete", r, wire)
+	return t.remove(ctx, "delete", r, wire)
 }
 
 // locate readies a keyed operation: the Tier is open, ctx is alive, and
@@ -504,29 +550,34 @@ func (t *Tier) route(wire string) (route, error) {
 	return t.members.current.Load().route(wire)
 }
 
-// send runs op on n's client, retrying stale connections, and counts it.
-func send[T any](t *Tier, n *node, op func(*memcache.Client) (T, error)) (T, error) {
-	n.stats.requests.Add(1)
-	v, err := retried(t, func() (T, error) { return op(n.client) })
-	t.observe(n, err)
-	return v, err
-}
-
 // remove deletes a wire key; a key that is not there is not an error.
-func (t *Tier) remove(op string, r route, wire string) error {
+func (t *Tier) remove(ctx context.Context, op string, r route, wire string) error {
 	if r.substitute() {
-		t.invalidateHome(r.home, wire)
+		t.invalidateHome(ctx, r.home, wire)
 	}
 	n := r.owner
 	if n.skipWrite(wire) {
 		return t.skip(n)
 	}
-	_, err := send(t, n, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Delete(wire) })
-	if err == nil || errors.Is(err, memcache.ErrCacheMiss) {
-		return nil
+	if err := t.deleteOn(ctx, op, n, wire); err != nil {
+		n.remember(wire)
+		return err
 	}
-	n.remember(wire)
-	return t.nodeFail(op, n, err)
+	n.forget(wire)
+	return nil
+}
+
+// deleteOn deletes wire on n.
+func (t *Tier) deleteOn(ctx context.Context, op string, n *node, wire string) error {
+	rep, err := t.store(ctx, op, n, mcwire.AppendDelete(nil, wire))
+	switch {
+	case err != nil:
+		return err
+	case rep.Code == "DELETED" || rep.Code == "NOT_FOUND":
+		return nil
+	default:
+		return t.refused(op, n, rep)
+	}
 }
 
 // invalidateHome makes sure that the node a key belongs to will not serve
@@ -534,26 +585,15 @@ func (t *Tier) remove(op string, r route, wire string) error {
 // node remembers to delete the key before it returns; a node that is up
 // (the placement is being rebuilt, or modula moved the key) deletes it
 // now. The caller's own write decides the operation's outcome.
-func (t *Tier) invalidateHome(home *node, wire string) {
+func (t *Tier) invalidateHome(ctx context.Context, home *node, wire string) {
 	if home.skipWrite(wire) {
 		return
 	}
-	_, err := send(t, home, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Delete(wire) })
-	if err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+	if err := t.deleteOn(ctx, "delete", home, wire); err != nil {
 		home.remember(wire)
-		home.stats.errors.Add(1)
+		return
 	}
-}
-
-// checkSize refuses an item memcached would refuse for its size (see
-// itemOverhead), so that it is never sent.
-func (t *Tier) checkSize(op string, it *memcache.Item) error {
-	size := len(it.Key) + len(it.Value) + itemOverhead
-	if size <= t.cfg.maxItemSize {
-		return nil
-	}
-	return t.tooLarge(op, fmt.Errorf("%d-byte value and %d-byte key need %d bytes, the item size limit is %d",
-		len(it.Value), len(it.Key), size, t.cfg.maxItemSize))
+	home.forget(wire)
 }
 
 func (t *Tier) tooLarge(op string, cause error) error {
@@ -592,7 +632,7 @@ func (t *Tier) unroutable(op string, err error) error {
 // ErrUnavailable.
 func (t *Tier) nodeFail(op string, n *node, err error) error {
 	n.stats.errors.Add(1)
-	if isTimeout(err) {
+	if isTimeout(err) && !errors.Is(err, mcwire.ErrConnLost) {
 		n.stats.timeouts.Add(1)
 	}
 	return t.fail(op+" "+n.key, err)

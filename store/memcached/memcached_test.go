@@ -406,7 +406,7 @@ func TestNewOptions(t *testing.T) {
 		{"duplicate address", []string{"127.0.0.1:11211:1", "127.0.0.1:11211:2"}, nil, ErrBadServer},
 		{"duplicate name", []string{"127.0.0.1:11211 a", "127.0.0.1:11212 a"}, nil, ErrBadServer},
 		{"zero timeout", srv, []Option{WithTimeout(0)}, ErrInvalidOption},
-		{"zero idle conns", srv, []Option{WithMaxIdleConns(0)}, ErrInvalidOption},
+		{"zero server connections", srv, []Option{WithServerConnections(0)}, ErrInvalidOption},
 		{"tiny item size", srv, []Option{WithMaxItemSize(100)}, ErrInvalidOption},
 		{"prefix with space", srv, []Option{WithKeyPrefix("a b")}, ErrInvalidOption},
 		{"prefix too long", srv, []Option{WithKeyPrefix(strings.Repeat("p", maxPrefixLen+1))}, ErrInvalidOption},

@@ -76,7 +76,7 @@ func (t *Tier) NodeStats() []tier.NodeStats {
 				"ejected_at":             n.stats.ejectedAt.Load(),
 				"probes":                 n.stats.probes.Load(),
 				"probe_failures":         n.stats.probeFailures.Load(),
-				"connections":            int64(t.conns.openTo(n.key)),
+				"connections":            int64(n.pool.Stats().Open),
 				"pending_invalidations":  int64(n.pendingCount()),
 				"replayed_invalidations": n.stats.replayedInvalidations.Load(),
 				"lost_invalidations":     n.stats.lostInvalidations.Load(),

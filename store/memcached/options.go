@@ -12,26 +12,29 @@ import (
 
 const (
 	// DefaultTimeout bounds each network step of an operation: the dial,
-	// and each write or read. A memcached answers in well under a
+	// the write, and the wait for a reply from the node's last progress. A memcached answers in well under a
 	// millisecond on a LAN; 200ms leaves room for a loaded node and GC
 	// pauses, yet a hung node costs each caller a fifth of a second before
 	// the chain asks the tier below. gomemcache's own default is 500ms.
 	DefaultTimeout = 200 * time.Millisecond
 
-	// DefaultMaxIdleConns is how many idle connections are kept per node.
-	// gomemcache's default of 2 makes every caller beyond the second dial
-	// a fresh TCP connection under concurrency, which costs more than the
-	// Get itself. 64 covers a busy server's concurrent callers.
-	DefaultMaxIdleConns = 64
+	// DefaultServerConnections is how many connections the Tier keeps to
+	// each node, as twemproxy's server_connections (whose default is 1).
+	// Requests are pipelined on them, so a couple carry thousands of
+	// concurrent callers; a second one keeps a large reply (a multi-get, a
+	// bulk batch) from holding up every other request to the node.
+	DefaultServerConnections = 2
 
 	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
 	DefaultMaxItemSize = 1 << 20
 )
 
-// Bounds on WithMaxItemSize, memcached's own bounds on -I.
+// Bounds on WithMaxItemSize, memcached's own bounds on -I, and on
+// WithServerConnections, memcached's default connection limit (-c).
 const (
-	minItemSize = 1 << 10
-	maxItemSize = 1 << 30
+	minItemSize    = 1 << 10
+	maxItemSize    = 1 << 30
+	maxServerConns = 1024
 )
 
 // Option configures a Tier. An Option given an impossible value makes New
@@ -40,7 +43,7 @@ type Option func(*config) error
 
 type config struct {
 	timeout      time.Duration
-	maxIdleConns int
+	serverConns  int
 	maxItemSize  int
 	keyPrefix    string
 	hash         string
@@ -61,7 +64,6 @@ type config struct {
 	leaseProtocol LeaseProtocol // leaseproto.go
 
 	// AddBulk's window (pipeline.go).
-	bulkConns  int
 	bulkBatch  int
 	bulkWindow int
 }
@@ -69,13 +71,12 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		timeout:       DefaultTimeout,
-		maxIdleConns:  DefaultMaxIdleConns,
+		serverConns:   DefaultServerConnections,
 		maxItemSize:   DefaultMaxItemSize,
 		clock:         systemClock{},
 		failureLimit:  DefaultFailureLimit,
 		retryTimeout:  DefaultRetryTimeout,
 		ejectedTTLCap: DefaultEjectedTTLCap,
-		bulkConns:     DefaultBulkConns,
 		bulkBatch:     DefaultBulkBatch,
 		bulkWindow:    DefaultBulkWindow,
 		leaseProtocol: LeaseProtocolAuto,
@@ -94,14 +95,18 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithMaxIdleConns sets how many idle connections are kept per node (see
-// DefaultMaxIdleConns). n must be at least 1.
-func WithMaxIdleConns(n int) Option {
+// WithServerConnections sets how many connections the Tier opens to each
+// node at most (see DefaultServerConnections), like twemproxy's
+// server_connections. Every request to the node, from every caller, is
+// pipelined on them; callers beyond what they carry wait with their own
+// context, which is never counted against the node. n must be between 1
+// and 1024.
+func WithServerConnections(n int) Option {
 	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("%w: max idle conns %d, must be at least 1", ErrInvalidOption, n)
+		if n < 1 || n > maxServerConns {
+			return fmt.Errorf("%w: server connections %d, must be between 1 and %d", ErrInvalidOption, n, maxServerConns)
 		}
-		c.maxIdleConns = n
+		c.serverConns = n
 		return nil
 	}
 }

@@ -2,7 +2,8 @@ package memcached
 
 import (
 	"fmt"
-	"time"
+
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 )
 
 // Bulk adds on the classic protocol.
@@ -30,36 +31,38 @@ import (
 
 // readClassicBatch reads b's replies, one line per add, and reports every
 // key of b. On a read or protocol error it reports the keys not answered
-// yet as failed, and returns the error.
-func (s *bulkSession) readClassicBatch(b *bulkBatch) error {
-	t, nd, run := s.node.run.t, s.node.node, s.node.run
-	if err := s.conn.SetReadDeadline(time.Now().Add(run.replyTimeout)); err != nil {
-		s.node.fail(b, 0, err)
-		return err
-	}
+// yet as failed, and returns the error; a connection lost before the
+// first reply reports nothing, as for the meta protocol.
+func (n *bulkNode) readClassicBatch(r *mcwire.Reader, b *bulkBatch) error {
+	t, nd := n.run.t, n.node
 	for i, k := range b.keys {
 		// ERROR or CLIENT_ERROR (an error from readStoreReply) means the
 		// server did not read the stream as it was written: nothing after
 		// it can be matched to its command. So does EXISTS or NOT_FOUND,
 		// which no add is answered.
-		rep, err := readStoreReply(s.r)
-		if err == nil && (rep.code == "EXISTS" || rep.code == "NOT_FOUND") {
-			err = fmt.Errorf("%w: %s to add", errProtocol, rep.code)
+		rep, err := readStoreReply(r)
+		if err == nil && (rep.Code == "EXISTS" || rep.Code == "NOT_FOUND") {
+			err = fmt.Errorf("%w: %s to add", mcwire.ErrProtocol, rep.Code)
 		}
-		if err != nil {
-			s.node.fail(b, i, err)
+		if err != nil && i == 0 && mcwire.Stale(err) {
 			return err
 		}
-		switch rep.code {
-		case "STORED":
-			run.done(k, nil)
-		case "NOT_STORED":
+		if err != nil {
+			n.fail(b, i, t.nodeFail("add bulk", nd, err))
+			return err
+		}
+		switch {
+		case rep.Code == "STORED":
+			n.run.done(k, nil)
+		case rep.Code == "NOT_STORED":
 			t.stats.notStored.Add(1)
-			run.done(k, errNotStored)
+			n.run.done(k, errNotStored)
+		case rep.TooLarge():
+			n.run.done(k, t.refusedTooLarge("add bulk", nd, b.its[i], rep.Msg))
 		default:
-			run.done(k, t.refused("add bulk", nd, rep))
+			n.run.done(k, t.refused("add bulk", nd, rep))
 		}
 	}
-	b.release()
+	b.reported = true
 	return nil
 }

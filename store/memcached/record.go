@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -67,8 +66,8 @@ type record struct {
 func isStub(flags uint32, value []byte) bool { return flags == 0 && len(value) == 0 }
 
 // recordItem builds the memcached item holding rec for key.
-func recordItem(key, wire string, hashed bool, rec record, expiration int32) *memcache.Item {
-	return &memcache.Item{Key: wire, Value: encodeRecord(key, hashed, rec), Flags: recordFlags(hashed), Expiration: expiration}
+func recordItem(key, wire string, hashed bool, rec record, expiration int32) *mcwire.Item {
+	return &mcwire.Item{Key: wire, Value: encodeRecord(key, hashed, rec), Flags: recordFlags(hashed), Expiration: expiration}
 }
 
 func recordFlags(hashed bool) uint32 {

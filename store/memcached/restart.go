@@ -1,25 +1,22 @@
 package memcached
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	mcwire "github.com/tiercache/tiercache/store/memcached/internal/wire"
 	"github.com/tiercache/tiercache/tier"
 )
 
 // Restart detection.
 //
-// With WithRestartDetection the Tier checks every node at an interval, on a
-// connection of its own, with one round trip:
+// With WithRestartDetection the Tier checks every node at an interval, with
+// one request on the node's pool:
 //
 //	stats                                  pid, uptime, time
 //	mg <sentinel> T<ttl>                   HD: the sentinel is there (and its TTL renewed); EN: gone
@@ -99,8 +96,6 @@ type restartDetector struct {
 // nodeWatch is what the detector knows of one node.
 type nodeWatch struct {
 	node *node
-	conn net.Conn
-	r    *bufio.Reader
 
 	known   bool // a check has succeeded: pid and started are the node's
 	pid     int64
@@ -138,11 +133,6 @@ func (t *Tier) startRestartDetection(interval time.Duration) {
 func (d *restartDetector) run() {
 	defer d.t.bg.Done()
 	defer close(d.events)
-	defer func() {
-		for _, n := range d.nodes {
-			n.disconnect()
-		}
-	}()
 	tick := time.NewTicker(d.interval)
 	defer tick.Stop()
 	for {
@@ -175,17 +165,13 @@ func (d *restartDetector) checkAll() {
 		current[nd.key] = true
 		n := d.nodes[nd.key]
 		if n == nil || n.node != nd {
-			if n != nil {
-				n.disconnect()
-			}
 			n = &nodeWatch{node: nd}
 			d.nodes[nd.key] = n
 		}
 		watches = append(watches, n)
 	}
-	for name, n := range d.nodes {
+	for name := range d.nodes {
 		if !current[name] {
-			n.disconnect()
 			delete(d.nodes, name)
 		}
 	}
@@ -217,7 +203,6 @@ func (d *restartDetector) checkNode(n *nodeWatch) string {
 	if err != nil {
 		d.checks.Add(1)
 		d.checkErrors.Add(1)
-		n.disconnect()
 		return ""
 	}
 	// A successful check counts once its baseline is recorded, so that
@@ -252,87 +237,61 @@ func (d *restartDetector) report(n *nodeWatch, reason string, single bool) {
 }
 
 // inspect asks n for its pid, uptime and time and for the sentinel, and puts
-// the sentinel back when it is gone, in one round trip.
+// the sentinel back when it is gone, in one round trip on the node's pool.
+// The check is a probe: it reaches a node marked down, and its outcome is
+// not counted against the node's health.
 func (d *restartDetector) inspect(n *nodeWatch) (serverIncarnation, error) {
-	timeout := d.t.cfg.timeout
-	if n.conn == nil {
-		ctx, cancel := context.WithTimeout(d.t.bgCtx, timeout)
-		c, err := d.t.dialNode(ctx, n.node)
-		cancel()
-		if err != nil {
-			return serverIncarnation{}, err
-		}
-		n.conn, n.r = c, bufio.NewReader(c)
-	}
-	if err := n.conn.SetDeadline(time.Now().Add(2 * timeout)); err != nil {
-		return serverIncarnation{}, err
-	}
 	ttl := strconv.FormatInt(d.sentinelTTL, 10)
 	req := "stats\r\nmg " + d.sentinel + " T" + ttl + "\r\nms " + d.sentinel + " 1 T" + ttl + " ME\r\n1\r\n"
-	if _, err := n.conn.Write([]byte(req)); err != nil {
-		return serverIncarnation{}, err
-	}
 	var st serverIncarnation
-	var serverTime int64
-	for {
-		line, err := metaLine(n.r)
+	read := func(r *mcwire.Reader) error {
+		var serverTime int64
+		for {
+			rep, err := r.Next()
+			if err != nil {
+				return err
+			}
+			if rep.Code == "END" {
+				break
+			}
+			if rep.Code != "STAT" {
+				return fmt.Errorf("stats: unexpected reply %s", rep.Code)
+			}
+			switch rep.Key {
+			case "pid":
+				st.pid, err = strconv.ParseInt(string(rep.Value), 10, 64)
+			case "uptime":
+				st.uptime, err = strconv.ParseInt(string(rep.Value), 10, 64)
+			case "time":
+				serverTime, err = strconv.ParseInt(string(rep.Value), 10, 64)
+			}
+			if err != nil {
+				return fmt.Errorf("stats: %s: %w", rep.Key, err)
+			}
+		}
+		st.started = serverTime - st.uptime
+		get, err := r.Next()
 		if err != nil {
-			return serverIncarnation{}, err
+			return err
 		}
-		if string(line) == "END" {
-			break
+		switch get.Code {
+		case "HD":
+			st.sentinel = true
+		case "EN":
+		default:
+			return fmt.Errorf("mg sentinel: unexpected reply %s", get.Code)
 		}
-		name, value, ok := bytes.Cut(bytes.TrimPrefix(line, []byte("STAT ")), []byte(" "))
-		if !ok || !bytes.HasPrefix(line, []byte("STAT ")) {
-			return serverIncarnation{}, fmt.Errorf("stats: unexpected line %q", line)
-		}
-		switch string(name) {
-		case "pid":
-			st.pid, err = strconv.ParseInt(string(value), 10, 64)
-		case "uptime":
-			st.uptime, err = strconv.ParseInt(string(value), 10, 64)
-		case "time":
-			serverTime, err = strconv.ParseInt(string(value), 10, 64)
-		}
+		add, err := r.Next()
 		if err != nil {
-			return serverIncarnation{}, fmt.Errorf("stats: %s: %w", name, err)
+			return err
 		}
+		if add.Code != "HD" && add.Code != "NS" {
+			return fmt.Errorf("ms sentinel: unexpected reply %s", add.Code)
+		}
+		return nil
 	}
-	st.started = serverTime - st.uptime
-	get, err := metaLine(n.r)
-	if err != nil {
-		return serverIncarnation{}, err
-	}
-	switch string(get) {
-	case "HD":
-		st.sentinel = true
-	case "EN":
-	default:
-		return serverIncarnation{}, fmt.Errorf("mg sentinel: unexpected reply %q", get)
-	}
-	add, err := metaLine(n.r)
-	if err != nil {
-		return serverIncarnation{}, err
-	}
-	if s := string(add); s != "HD" && s != "NS" {
-		return serverIncarnation{}, fmt.Errorf("ms sentinel: unexpected reply %q", add)
+	if err := n.node.pool.Do(d.t.bgCtx, &mcwire.Request{Buf: []byte(req), Read: read, Probe: true}); err != nil {
+		return serverIncarnation{}, err // read may still run: st is not ours
 	}
 	return st, nil
-}
-
-func (n *nodeWatch) disconnect() {
-	if n.conn != nil {
-		n.conn.Close()
-		n.conn, n.r = nil, nil
-	}
-}
-
-// metaLine reads one reply line without its CRLF. The line is valid until
-// the next read from r.
-func metaLine(r *bufio.Reader) ([]byte, error) {
-	line, err := r.ReadSlice('\n')
-	if err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(line[:len(line)-1], []byte("\r")), nil
 }

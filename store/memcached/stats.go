@@ -14,7 +14,6 @@ type counters struct {
 	encodedKeys    atomic.Int64 // keys sent hashed instead of as they are
 	notStored      atomic.Int64 // Add that found the key present
 	expiredSkipped atomic.Int64 // Set/Add of an entry already expired
-	retries        atomic.Int64 // operations retried after a stale pooled connection
 
 	nodeDown         atomic.Int64 // operations answered at once: node down, or no node
 	ejections        atomic.Int64 // nodes marked down
@@ -40,7 +39,6 @@ func (c *counters) snapshot() map[string]int64 {
 		"encoded_keys":      c.encodedKeys.Load(),
 		"not_stored":        c.notStored.Load(),
 		"expired_skipped":   c.expiredSkipped.Load(),
-		"retries":           c.retries.Load(),
 		"node_down":         c.nodeDown.Load(),
 		"ejections":         c.ejections.Load(),
 		"ttl_capped":        c.ttlCapped.Load(),

@@ -37,6 +37,11 @@ type bench struct {
 	prepare        func(i int)
 }
 
+// rawIdleConns is the raw gomemcache baseline's idle-connection pool:
+// enough that it never dials under the bench's concurrency, as a user
+// tuning gomemcache would set it.
+const rawIdleConns = 64
+
 func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl Flags, env Env) (*bench, error) {
 	b := &bench{ctx: ctx, chain: chain, scenario: scenario, fl: fl, env: env}
 	switch scenario {
@@ -102,10 +107,7 @@ func (b *bench) fillSynthetic() error {
 		if m.Timeout > 0 {
 			b.raw.Timeout = m.Timeout.D()
 		}
-		b.raw.MaxIdleConns = memcached.DefaultMaxIdleConns
-		if m.MaxIdleConns > 0 {
-			b.raw.MaxIdleConns = m.MaxIdleConns
-		}
+		b.raw.MaxIdleConns = rawIdleConns
 		rawValue := make([]byte, len(value)+tier.EnvelopeOverhead) // what the chain stores
 		copy(rawValue, value)
 		for _, k := range b.rawKeys {
