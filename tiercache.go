@@ -65,7 +65,7 @@ type Chain struct {
 	Logger   *slog.Logger
 
 	statsAddr string
-	server    *http.Server
+	server    *metrics.StatsServer
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -175,6 +175,16 @@ func Build(f *config.File, opts ...Option) (*Chain, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c.stop = stop
+	if f.Stats.Graphite != "" && !o.withoutStats {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			err := metrics.PushGraphite(ctx, c.Registry, f.Stats.Graphite, f.Stats.GraphitePrefix, f.Stats.GraphiteInterval.D(), c.Logger)
+			if err != nil {
+				c.Logger.Error("graphite push not started", "addr", f.Stats.Graphite, "err", err)
+			}
+		}()
+	}
 	w := newWatcher(c.Cache, c.Logger)
 	c.bg.Add(1)
 	go func() {
@@ -362,7 +372,7 @@ func (c *Chain) serveStats(f *config.File) error {
 		return f.Wrap([]string{"stats", "listen"}, err)
 	}
 	c.statsAddr = ln.Addr().String()
-	c.server = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	c.server = metrics.NewStatsServer(c.Cache, c.Registry)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -370,7 +380,7 @@ func (c *Chain) serveStats(f *config.File) error {
 			c.Logger.Error("stats server stopped", "addr", c.statsAddr, "err", err)
 		}
 	}()
-	c.Logger.Info("serving stats", "addr", c.statsAddr, "paths", "/stats /metrics")
+	c.Logger.Info("serving stats", "addr", c.statsAddr, "http", "/ /stats /metrics", "raw", "the stats JSON")
 	return nil
 }
 

@@ -211,6 +211,12 @@ type Stats struct {
 	// Listen is host:port for the HTTP server that answers /stats (the
 	// twemproxy-shaped JSON) and /metrics (Prometheus). Empty: none.
 	Listen string `yaml:"listen"`
+	// Graphite is host:port of a carbon plaintext listener the service
+	// pushes its metrics to every GraphiteInterval (default 10s), under
+	// GraphitePrefix (default "tiercache"). Empty: no push.
+	Graphite         string   `yaml:"graphite"`
+	GraphiteInterval Duration `yaml:"graphite_interval"`
+	GraphitePrefix   string   `yaml:"graphite_prefix"`
 }
 
 // Log configures the structured log (log/slog).
@@ -480,6 +486,14 @@ func (f *File) check() problems {
 	}
 	if f.TTLJitter < 0 || f.TTLJitter >= 1 {
 		ps.add(at("ttl_jitter"), "ttl_jitter: %g: want a fraction in [0, 1)", f.TTLJitter)
+	}
+	if f.Stats.Graphite != "" {
+		if _, _, err := net.SplitHostPort(f.Stats.Graphite); err != nil {
+			ps.add(at("stats", "graphite"), "stats: graphite %q: want host:port", f.Stats.Graphite)
+		}
+	}
+	if f.Stats.GraphiteInterval < 0 {
+		ps.add(at("stats", "graphite_interval"), "stats: graphite_interval must not be negative")
 	}
 	if f.Stats.Listen != "" {
 		if _, _, err := net.SplitHostPort(f.Stats.Listen); err != nil {

@@ -14,19 +14,24 @@ import (
 	"github.com/tiercache/tiercache/tier"
 )
 
-// StatsHandler serves a cache's stats as one JSON object shaped like the
-// output of twemproxy's stats port:
+// StatsHandler serves a cache's stats as one JSON object in the shape of
+// twemproxy's (nutcracker 0.5.0) stats port, so that the collectors written
+// for it read tiercache too:
 //
 //	{"service":"tiercache", "source":HOST, "version":V, "uptime":SECONDS,
-//	 "timestamp":UNIX,
-//	 "memcached": {"hits":..., "misses":..., "forward_error":..., ...,
-//	               "cache-a": {"server_err":..., "server_timedout":..., "requests":..., ...}},
-//	 "bbolt":     {...},
-//	 "loader":    {...}, "chain": {...}, "warmup": {...}}
+//	 "timestamp":UNIX, "total_connections":N, "curr_connections":N,
+//	 "chain_gets":..., "loader_statements":..., "warmup_running":..., ...,
+//	 "memcached": {"client_eof":0, ..., "server_ejects":..., "forward_error":...,
+//	               "fragments":0, "hits":..., "misses":..., ...,
+//	               "cache-a": {"server_eof":..., "server_err":..., ..., "out_queue_bytes":...,
+//	                           "server_up":1, ...}},
+//	 "bbolt":     {...}}
 //
-// Each tier is a pool and each node a server, under twemproxy's field names
-// where tiercache has the same quantity (docs/operations.md lists the
-// mapping). It is safe for concurrent use.
+// Each tier is a pool and each memcached node a server, with every field
+// nutcracker writes there (docs/operations.md gives each one's meaning in
+// tiercache). Collectors take every object at the top level for a pool, so
+// the chain's own figures (chain, loader, warmup) are numbers at the top
+// level, prefixed, and never objects. It is safe for concurrent use.
 type StatsHandler struct {
 	cache   *tier.Cache
 	source  string
@@ -50,13 +55,23 @@ func (h *StatsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := json.Marshal(h.Snapshot())
+	body, err := h.JSON()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(body, '\n'))
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
+
+// JSON is the stats object as the stats port writes it, newline included.
+func (h *StatsHandler) JSON() ([]byte, error) {
+	body, err := json.Marshal(h.Snapshot())
+	if err != nil {
+		return nil, err
+	}
+	return append(body, '\n'), nil
 }
 
 // Snapshot returns the JSON object ServeHTTP writes, ready for
@@ -68,122 +83,146 @@ func (h *StatsHandler) Snapshot() Object {
 
 // StatsObject shapes s as twemproxy's stats output (see StatsHandler).
 func StatsObject(s tier.Stats, source, version string, uptime time.Duration, now time.Time) Object {
+	var open, opened int64
+	dials := false
+	for _, t := range s.Tiers {
+		for _, n := range t.Nodes {
+			open += n.Counters["connections"]
+			if d, ok := n.Counters["dials"]; ok {
+				opened += d
+				dials = true
+			}
+		}
+	}
+	if !dials {
+		opened = open
+	}
 	out := Object{
 		{"service", "tiercache"},
 		{"source", source},
 		{"version", version},
 		{"uptime", int64(uptime / time.Second)},
 		{"timestamp", now.Unix()},
+		{"total_connections", opened},
+		{"curr_connections", open},
 	}
+	out = append(out, chainFields(s)...)
 	for _, t := range s.Tiers {
-		pool := Object{
-			{"hits", t.Hits},
-			{"misses", t.Misses},
-			{"forward_error", t.Errors},
-			{"backfills", t.Backfills},
-		}
-		var ejects int64
-		for _, n := range t.Nodes {
-			ejects += n.Counters["ejections"]
-		}
-		if len(t.Nodes) > 0 {
-			pool = append(pool, Field{"server_ejects", ejects})
-		}
-		for _, name := range sortedKeys(t.Counters) {
-			pool = append(pool, Field{"store_" + name, t.Counters[name]})
-		}
-		for _, n := range t.Nodes {
-			name := n.Name
-			if name == "" {
-				name = n.Addr
-			}
-			pool = append(pool, Field{name, serverObject(n)})
-		}
-		out = append(out, Field{t.Name, pool})
+		out = append(out, Field{t.Name, poolObject(t)})
 	}
-	l := s.Loader
-	out = append(out, Field{"loader", Object{
-		{"statements", l.Statements},
-		{"keys", l.Keys},
-		{"loaded", l.Loaded},
-		{"not_found", l.NotFound},
-		{"errors", l.Errors},
-		{"panics", l.Panics},
-	}})
-	out = append(out, Field{"chain", Object{
-		{"gets", s.Gets},
-		{"multi_keys", s.MultiKeys},
-		{"flights", s.Flights},
-		{"shared_waits", s.SharedWaits},
-		{"stale_served", s.StaleServed},
-		{"invalidations", s.Invalidations},
-	}})
-	w := s.Warmup
+	return out
+}
+
+// chainFields are the chain's own figures, as top-level numbers.
+func chainFields(s tier.Stats) Object {
+	l, w := s.Loader, s.Warmup
 	running := int64(0)
 	if w.Running {
 		running = 1
 	}
-	out = append(out, Field{"warmup", Object{
-		{"running", running},
-		{"runs", w.Runs},
-		{"auto_runs", w.AutoRuns},
-		{"restarts", w.Restarts},
-		{"panics", w.Panics},
-		{"scanned", w.Scanned},
-		{"sent", w.Sent},
-		{"written", w.Written},
-		{"skipped", w.Skipped},
-		{"present", w.Present},
-		{"failed", w.Failed},
-		{"last_total", w.Last.Total},
-		{"last_scanned", w.Last.Scanned},
-		{"last_eta_seconds", int64(w.Last.ETA / time.Second)},
-	}})
-	return out
+	return Object{
+		{"chain_gets", s.Gets},
+		{"chain_multi_keys", s.MultiKeys},
+		{"chain_flights", s.Flights},
+		{"chain_shared_waits", s.SharedWaits},
+		{"chain_stale_served", s.StaleServed},
+		{"chain_invalidations", s.Invalidations},
+		{"loader_statements", l.Statements},
+		{"loader_keys", l.Keys},
+		{"loader_loaded", l.Loaded},
+		{"loader_not_found", l.NotFound},
+		{"loader_errors", l.Errors},
+		{"loader_panics", l.Panics},
+		{"warmup_running", running},
+		{"warmup_runs", w.Runs},
+		{"warmup_auto_runs", w.AutoRuns},
+		{"warmup_restarts", w.Restarts},
+		{"warmup_panics", w.Panics},
+		{"warmup_scanned", w.Scanned},
+		{"warmup_sent", w.Sent},
+		{"warmup_written", w.Written},
+		{"warmup_skipped", w.Skipped},
+		{"warmup_present", w.Present},
+		{"warmup_failed", w.Failed},
+		{"warmup_last_total", w.Last.Total},
+		{"warmup_last_scanned", w.Last.Scanned},
+		{"warmup_last_eta_seconds", int64(w.Last.ETA / time.Second)},
+	}
 }
 
-// serverFields maps a node counter to twemproxy's name for the same
-// quantity. Counters not listed keep their own names.
-var serverFields = map[string]string{
-	"eof":              "server_eof",
-	"errors":           "server_err",
-	"timeouts":         "server_timedout",
-	"connections":      "server_connections",
-	"open_connections": "server_connections",
-	"conns":            "server_connections",
-	"ejected_at":       "server_ejected_at",
-	"requests":         "requests",
-	"request_bytes":    "request_bytes",
-	"responses":        "responses",
-	"response_bytes":   "response_bytes",
+// poolObject is one tier as a twemproxy pool. The client_* fields and
+// fragments count a proxy's client side, which a library has not: they are
+// written, as 0, so that collectors find every field they expect.
+func poolObject(t tier.TierStats) Object {
+	var ejects int64
+	for _, n := range t.Nodes {
+		ejects += n.Counters["ejections"]
+	}
+	pool := Object{
+		{"client_eof", int64(0)},
+		{"client_err", int64(0)},
+		{"client_connections", int64(0)},
+		{"server_ejects", ejects},
+		{"forward_error", t.Errors},
+		{"fragments", int64(0)},
+		{"hits", t.Hits},
+		{"misses", t.Misses},
+		{"backfills", t.Backfills},
+	}
+	for _, name := range sortedKeys(t.Counters) {
+		pool = append(pool, Field{"store_" + name, t.Counters[name]})
+	}
+	for _, n := range t.Nodes {
+		name := n.Name
+		if name == "" {
+			name = n.Addr
+		}
+		pool = append(pool, Field{name, serverObject(n)})
+	}
+	return pool
 }
 
-// serverOrder is the order twemproxy writes a server's fields in.
-var serverOrder = []string{"server_eof", "server_err", "server_timedout", "server_connections",
-	"server_ejected_at", "requests", "request_bytes", "responses", "response_bytes"}
+// serverFields are twemproxy's fields of a server, in its order, each
+// with the node counter that holds the same quantity. A node that does
+// not count one reports 0 for it.
+var serverFields = []struct{ name, counter string }{
+	{"server_eof", "eof"},
+	{"server_err", "errors"},
+	{"server_timedout", "timeouts"},
+	{"server_connections", "connections"},
+	{"server_ejected_at", "ejected_at"},
+	{"requests", "requests"},
+	{"request_bytes", "request_bytes"},
+	{"responses", "responses"},
+	{"response_bytes", "response_bytes"},
+	{"in_queue", "in_queue"},
+	{"in_queue_bytes", "in_queue_bytes"},
+	{"out_queue", "out_queue"},
+	{"out_queue_bytes", "out_queue_bytes"},
+}
 
 func serverObject(n tier.NodeStats) Object {
-	known := map[string]int64{}
-	var rest Object
-	for _, name := range sortedKeys(n.Counters) {
-		if tw, ok := serverFields[name]; ok {
-			known[tw] = n.Counters[name]
-		} else {
-			rest = append(rest, Field{name, n.Counters[name]})
-		}
-	}
+	used := map[string]bool{}
 	obj := Object{}
-	for _, name := range serverOrder {
-		if v, ok := known[name]; ok {
-			obj = append(obj, Field{name, v})
+	for _, f := range serverFields {
+		obj = append(obj, Field{f.name, n.Counters[f.counter]})
+		used[f.counter] = true
+	}
+	// Collectors expect numbers in a server: the state is two flags.
+	up, probing := int64(0), int64(0)
+	switch n.State {
+	case "up":
+		up = 1
+	case "probing":
+		probing = 1
+	}
+	obj = append(obj, Field{"server_up", up}, Field{"server_probing", probing})
+	for _, name := range sortedKeys(n.Counters) {
+		if !used[name] {
+			obj = append(obj, Field{name, n.Counters[name]})
 		}
 	}
-	up := int64(0)
-	if n.State == "up" {
-		up = 1
-	}
-	obj = append(obj, Field{"server_up", up})
-	return append(obj, rest...)
+	return obj
 }
 
 // Object is a JSON object whose keys keep their order, as twemproxy's do.
@@ -237,14 +276,18 @@ func Version() string {
 	return "(devel)"
 }
 
-// Handler serves a cache's stats: /metrics from reg in Prometheus's
-// format, and the twemproxy-shaped JSON at /stats and at / (twemproxy's
-// stats port answers anything with it).
+// Handler serves a cache's stats over HTTP: /metrics from reg in
+// Prometheus's format, the twemproxy-shaped JSON at /stats, and at / the
+// live page to a browser and the JSON to anything else (twemproxy's stats
+// port answers anything with it).
 func Handler(cache *tier.Cache, reg prometheus.Gatherer) http.Handler {
+	return handler(NewStatsHandler(cache), reg)
+}
+
+func handler(stats *StatsHandler, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	stats := NewStatsHandler(cache)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/stats", stats)
-	mux.Handle("/{$}", stats)
+	mux.Handle("/{$}", pageOrStats(stats))
 	return mux
 }

@@ -123,7 +123,7 @@ func TestStatsHandlerShape(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", path, err, body)
 		}
 		// twemproxy's leading fields, in its order.
-		if keys := objectKeys(t, body); strings.Join(keys[:5], ",") != "service,source,version,uptime,timestamp" {
+		if keys := objectKeys(t, body); strings.Join(keys[:7], ",") != "service,source,version,uptime,timestamp,total_connections,curr_connections" {
 			t.Errorf("%s: leading keys %v", path, keys)
 		}
 		if top["service"] != "tiercache" {
@@ -147,13 +147,13 @@ func TestStatsHandlerShape(t *testing.T) {
 		if b := mc["cache-b"].(map[string]any); b["server_up"] != 0.0 {
 			t.Errorf("cache-b server_up = %v, want 0", b["server_up"])
 		}
-		for _, pool := range []string{"bbolt", "loader", "chain", "warmup"} {
-			if _, ok := top[pool].(map[string]any); !ok {
-				t.Errorf("no %s object in %s", pool, body)
-			}
+		if _, ok := top["bbolt"].(map[string]any); !ok {
+			t.Errorf("no bbolt pool in %s", body)
 		}
-		if got := top["loader"].(map[string]any)["statements"]; got != 2.0 {
-			t.Errorf("loader.statements = %v", got)
+		for field, want := range map[string]float64{"loader_statements": 2, "chain_gets": 3, "curr_connections": 8, "warmup_running": 0} {
+			if top[field] != want {
+				t.Errorf("%s = %v, want %v", field, top[field], want)
+			}
 		}
 	}
 
@@ -220,9 +220,12 @@ func TestStatsObjectUptime(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"service":"tiercache","source":"host","version":"v1","uptime":90,"timestamp":1800000000,` +
-		`"loader":{"statements":0,"keys":0,"loaded":0,"not_found":0,"errors":0,"panics":0},` +
-		`"chain":{"gets":0,"multi_keys":0,"flights":0,"shared_waits":0,"stale_served":0,"invalidations":0},` +
-		`"warmup":{"running":0,"runs":0,"auto_runs":0,"restarts":0,"panics":0,"scanned":0,"sent":0,"written":0,"skipped":0,"present":0,"failed":0,"last_total":0,"last_scanned":0,"last_eta_seconds":0}}`
+		`"total_connections":0,"curr_connections":0,` +
+		`"chain_gets":0,"chain_multi_keys":0,"chain_flights":0,"chain_shared_waits":0,"chain_stale_served":0,"chain_invalidations":0,` +
+		`"loader_statements":0,"loader_keys":0,"loader_loaded":0,"loader_not_found":0,"loader_errors":0,"loader_panics":0,` +
+		`"warmup_running":0,"warmup_runs":0,"warmup_auto_runs":0,"warmup_restarts":0,"warmup_panics":0,"warmup_scanned":0,` +
+		`"warmup_sent":0,"warmup_written":0,"warmup_skipped":0,"warmup_present":0,"warmup_failed":0,"warmup_last_total":0,` +
+		`"warmup_last_scanned":0,"warmup_last_eta_seconds":0}`
 	if string(body) != want {
 		t.Fatalf("got  %s\nwant %s", body, want)
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 )
 
 // TestBenchHitMemory checks that hit --memory times the memory tier and
@@ -18,7 +20,7 @@ func TestBenchHitMemory(t *testing.T) {
 		{nil, "memcached"},
 	} {
 		args := append([]string{"bench", "-c", r.config, "--json", "--baseline", "--rounds", "2", "hit", "--count", "300", "--keys", "50"}, c.flags...)
-		var rep benchReport
+		var rep bench.Report
 		if out := mustCLI(t, exitOK, "", args...); json.Unmarshal([]byte(out), &rep) != nil {
 			t.Fatalf("%v: %s", c.flags, out)
 		}

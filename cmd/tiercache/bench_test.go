@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 )
 
 // TestBench runs every scenario in a tiny count-limited run and checks the
@@ -11,6 +17,15 @@ import (
 // who answered.
 func TestBench(t *testing.T) {
 	r := newRig(t, 100, "")
+	// The application's own copy of key 1 in memcached: no scenario may
+	// touch it (cold and stampede read the source's keys 1..--keys).
+	mustCLI(t, exitOK, "", "get", "-c", r.config, "--no-durable", "1")
+	app := memcache.New(r.mc.Addr)
+	app.Timeout = 10 * time.Second // generous: a correctness check on a busy machine
+	before, err := app.Get("1")
+	if err != nil {
+		t.Fatalf("the application's key 1: %v", err)
+	}
 	cases := []struct {
 		scenario string
 		flags    []string
@@ -26,7 +41,7 @@ func TestBench(t *testing.T) {
 	for _, c := range cases {
 		args := append([]string{"bench", "-c", r.config, "--json", "--baseline", "--rounds", "2", c.scenario}, c.flags...)
 		out := mustCLI(t, exitOK, "", args...)
-		var rep benchReport
+		var rep bench.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("%s: %v\n%s", c.scenario, err, out)
 		}
@@ -54,6 +69,10 @@ func TestBench(t *testing.T) {
 				t.Errorf("stampede: %d ops, %d SQL statements; want 40 and 5", rep.Chain.Ops, rep.SQLStatements)
 			}
 		}
+	}
+
+	if after, err := app.Get("1"); err != nil || !bytes.Equal(after.Value, before.Value) {
+		t.Errorf("the application's key 1 after the benchmarks: %v, %v", after, err)
 	}
 
 	out := mustCLI(t, exitOK, "", "bench", "-c", r.config, "hit", "--count", "50", "--keys", "10", "--baseline")

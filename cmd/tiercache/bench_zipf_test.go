@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 )
 
 // leasesConfig turns on every expiry feature, so that the configured
@@ -31,7 +33,7 @@ func TestBenchZipf(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	out := mustCLI(t, exitOK, "", "bench", "-c", r.config, "--json", "zipf", "--procs", "2", "--concurrency", "3",
 		"--keys", "200", "--ttl", "1s", "--phase", "1s", "--settle", "200ms", "--duration", "4s", "--invalidate", "20")
-	var rep zipfReport
+	var rep bench.ZipfReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -97,7 +99,7 @@ func checkNoWorkerGoroutines(t *testing.T) {
 		buf = buf[:runtime.Stack(buf, true)]
 		left = left[:0]
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "main.(*zipfProc)") || strings.Contains(g, "main.startProgress") ||
+			if strings.Contains(g, "bench.(*zipfProc)") || strings.Contains(g, "main.startProgress") ||
 				strings.Contains(g, "os/exec.(*Cmd).watchCtx") || strings.Contains(g, "os/exec.(*Cmd).writerDescriptor") {
 				left = append(left, g)
 			}

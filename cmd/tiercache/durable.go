@@ -13,15 +13,25 @@ import (
 )
 
 // busy turns a failure to get the durable file's lock into the exit code
-// scripts can wait and retry on.
-func busy(err error) error {
-	if errors.Is(err, boltdb.ErrLocked) {
-		return &exitError{code: exitBusy, err: fmt.Errorf("%w\n"+
-			"bbolt lets no reader open a file beside its writer. Stop the service, "+
-			"or pass --copy to work on a copy of the file", err)}
+// scripts can wait and retry on, for a command that can only wait for the
+// service to stop.
+func busy(err error) error { return busyOr(err, "") }
+
+// busyOr is busy for a command that has another way round the lock: hint
+// names it, with the command's own flag.
+func busyOr(err error, hint string) error {
+	if !errors.Is(err, boltdb.ErrLocked) {
+		return err
 	}
-	return err
+	msg := "bbolt lets no reader open a file beside its writer. Stop the service first"
+	if hint != "" {
+		msg = "bbolt lets no reader open a file beside its writer. Stop the service, or " + hint
+	}
+	return &exitError{code: exitBusy, err: fmt.Errorf("%w\n%s", err, msg)}
 }
+
+// copyHint is busyOr's hint for the commands that have --copy.
+const copyHint = "pass --copy to work on a copy of the file"
 
 // durablePath is FILE when given, or the durable.path of -c.
 func (g *globals) durablePath(args []string) (string, error) {
@@ -121,7 +131,7 @@ func openReadOnly(ctx context.Context, path string, lockTimeout time.Duration, c
 	}
 	s, err := open(path)
 	if err != nil {
-		return nil, nil, busy(err)
+		return nil, nil, busyOr(err, copyHint)
 	}
 	return s, func() {}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -23,10 +24,13 @@ type getResult struct {
 	// ValueBase64 replaces Value for values that are not UTF-8 text.
 	ValueBase64 []byte `json:"value_base64,omitempty"`
 	Error       string `json:"error,omitempty"`
+	// FailedTiers are the tiers whose operations failed for this key (the
+	// chain went on below them).
+	FailedTiers []string `json:"failed_tiers,omitempty"`
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	var asJSON, raw, noDurable bool
+	var asJSON, raw, noDurable, strict bool
 	cmd := &cobra.Command{
 		Use:   "get -c FILE KEY...",
 		Short: "Read keys through the chain and say which tier answered",
@@ -41,7 +45,13 @@ have (remembered as a negative entry when negative_ttl is set). A value
 that is not one line of printable text is printed quoted, Go style.
 
 A running service holds the durable file: use --no-durable to go through
-memcached and SQL only. Exit code 3 when a key does not exist.`,
+memcached and SQL only. Exit code 3 when a key does not exist.
+
+A tier that fails (a memcached that does not answer, a durable file that
+cannot be read) does not stop a Get: the chain asks the tier below. get
+names the tiers that failed, with their nodes that are down, and with
+--strict (the default) exits 1 when any did, so a mistyped address in FILE
+does not pass for a working chain; --strict=false only warns.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, keys []string) error {
 			if raw && len(keys) != 1 {
@@ -51,17 +61,22 @@ memcached and SQL only. Exit code 3 when a key does not exist.`,
 			if noDurable {
 				opts = append(opts, tiercache.WithoutDurable())
 			}
-			chain, err := g.loadChain(opts...)
+			chain, err := g.loadChain("pass --no-durable to read through memcached and SQL only", opts...)
 			if err != nil {
 				return err
 			}
 			defer chain.Close()
 			var results []getResult
 			missing, failed := 0, 0
+			tierFailures := map[string]int{}
 			for _, key := range keys {
 				before := chain.Cache.Stats()
 				v, err := chain.Cache.Get(cmd.Context(), key)
-				r := getResult{Key: key, AnsweredBy: answeredBy(chain.Cache.Stats().Sub(before))}
+				delta := chain.Cache.Stats().Sub(before)
+				r := getResult{Key: key, AnsweredBy: answeredBy(delta), FailedTiers: failedTiers(delta)}
+				for _, name := range r.FailedTiers {
+					tierFailures[name]++
+				}
 				switch {
 				case err == nil:
 					r.Found = true
@@ -92,9 +107,12 @@ memcached and SQL only. Exit code 3 when a key does not exist.`,
 					return err
 				}
 			}
+			unreachable := reportTierFailures(g, chain.Cache.Stats(), tierFailures, len(keys))
 			switch {
 			case failed > 0:
 				return fmt.Errorf("%d of %d keys failed", failed, len(keys))
+			case strict && unreachable:
+				return errors.New("a configured tier failed (--strict=false to go on without it)")
 			case missing > 0:
 				return &exitError{code: exitNotFound, err: errNotFoundSilent(missing, raw)}
 			}
@@ -104,6 +122,7 @@ memcached and SQL only. Exit code 3 when a key does not exist.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {key, answered_by, found, value}")
 	cmd.Flags().BoolVar(&raw, "raw", false, "print only the value's bytes (one KEY)")
 	cmd.Flags().BoolVar(&noDurable, "no-durable", false, "leave the durable tier out (a running service holds the file)")
+	cmd.Flags().BoolVar(&strict, "strict", true, "exit 1 when a configured tier failed, even if a tier below answered")
 	return cmd
 }
 
@@ -139,6 +158,41 @@ func displayValue(v []byte) string {
 		}
 	}
 	return string(v)
+}
+
+// failedTiers are the tiers with failed operations in d.
+func failedTiers(d tier.Stats) []string {
+	var names []string
+	for _, t := range d.Tiers {
+		if t.Errors > 0 {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
+
+// reportTierFailures writes a line to standard error for each tier that
+// failed on some of the keys, naming its nodes that are not up, and says
+// whether there was any.
+func reportTierFailures(g *globals, s tier.Stats, failures map[string]int, keys int) bool {
+	for _, t := range s.Tiers {
+		n := failures[t.Name]
+		if n == 0 {
+			continue
+		}
+		var down []string
+		for _, node := range t.Nodes {
+			if node.State != "up" {
+				down = append(down, fmt.Sprintf("%s (%s, %s)", node.Name, node.Addr, node.State))
+			}
+		}
+		line := fmt.Sprintf("tiercache: tier %s failed on %d of %d keys", t.Name, n, keys)
+		if len(down) > 0 {
+			line += "; not up: " + strings.Join(down, ", ")
+		}
+		fmt.Fprintln(g.io.err, line)
+	}
+	return len(failures) > 0
 }
 
 // answeredBy names who answered a single Get from the stats before and

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/store/boltdb"
 )
 
@@ -93,6 +95,68 @@ func TestUsageAndErrors(t *testing.T) {
 		code, out, _ := cli(t, "", args...)
 		if code != exitOK || !strings.Contains(out, "Usage:") {
 			t.Errorf("%v: exit %d, output %q", args, code, out)
+		}
+	}
+}
+
+// TestGetStrict points the file's memcached at a port nobody listens on:
+// the chain answers from SQL, and get says that memcached failed and, with
+// --strict (the default), exits 1.
+func TestGetStrict(t *testing.T) {
+	r := newRig(t, 5, "")
+	cfg, err := os.ReadFile(r.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(r.dir, "mistyped.yml")
+	mistyped := strings.Replace(string(cfg), r.mc.Addr, "127.0.0.1:1", 1)
+	if err := os.WriteFile(bad, []byte(mistyped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := cli(t, "", "get", "-c", bad, "--no-durable", "1", "2")
+	if code != exitFailure || !strings.Contains(stderr, "tier memcached failed on 2 of 2 keys") ||
+		!strings.Contains(stderr, "127.0.0.1:1") || !strings.Contains(out, "1\tsql\tarticle 1") {
+		t.Errorf("strict get: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "", "get", "-c", bad, "--no-durable", "--strict=false", "--json", "1")
+	if code != exitOK || !strings.Contains(stderr, "tier memcached failed") || !strings.Contains(out, `"failed_tiers": [`) {
+		t.Errorf("--strict=false: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if code, _, stderr := cli(t, "", "get", "-c", r.config, "--no-durable", "1"); code != exitOK || stderr != "" {
+		t.Errorf("get through a working chain: exit %d, %s", code, stderr)
+	}
+}
+
+// TestLockHintsNameRealFlags holds the durable file with a service and
+// checks that each command refused the file suggests only flags it has.
+func TestLockHintsNameRealFlags(t *testing.T) {
+	r := newRig(t, 5, "")
+	mustCLI(t, exitOK, "", "get", "-c", r.config, "1")
+	service, err := tiercache.Load(r.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+	flagRE := regexp.MustCompile(`--[a-z][a-z-]*`)
+	for _, args := range [][]string{
+		{"get", "-c", r.config, "1"},
+		{"gc", "-c", r.config, "--lock-timeout", "50ms"},
+		{"inspect", r.durable, "--lock-timeout", "50ms"},
+		{"warmup", "-c", r.config, "--lock-timeout", "50ms"},
+	} {
+		code, _, stderr := cli(t, "", args...)
+		if code != exitBusy {
+			t.Errorf("%v: exit %d, want %d: %s", args, code, exitBusy, stderr)
+			continue
+		}
+		cmd, _, err := newRoot(&globals{}).Find(args[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, flag := range flagRE.FindAllString(stderr, -1) {
+			if cmd.Flags().Lookup(flag[2:]) == nil && cmd.InheritedFlags().Lookup(flag[2:]) == nil {
+				t.Errorf("%s suggests %s, which it does not have: %s", args[0], flag, stderr)
+			}
 		}
 	}
 }

@@ -10,13 +10,15 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/internal/testenv"
+
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 )
 
 // TestMain runs the command line instead of the tests when this binary is
 // started as a worker of bench zipf, which runs os.Executable: in these
 // tests, the test binary.
 func TestMain(m *testing.M) {
-	if os.Getenv(benchWorkerEnv) != "" {
+	if os.Getenv(bench.WorkerEnv) != "" {
 		main()
 	}
 	testenv.Main(m)

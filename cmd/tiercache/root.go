@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
 	"github.com/tiercache/tiercache/config"
 	"github.com/tiercache/tiercache/metrics"
-	"github.com/tiercache/tiercache/store/boltdb"
 )
 
 // Exit codes scripts can rely on.
@@ -73,9 +73,12 @@ func run(ctx context.Context, args []string, io stdio) int {
 	}
 	code := exitFailure
 	var ee *exitError
+	var ue *bench.UsageError
 	switch {
 	case errors.As(err, &ee):
 		code = ee.code
+	case errors.As(err, &ue):
+		code = exitUsage
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
 		strings.HasPrefix(err.Error(), "unknown shorthand flag"):
 		code = exitUsage
@@ -102,7 +105,7 @@ described by a YAML file (see docs/operations.md):
   tiercache bench -c tiercache.yml hit --baseline
   tiercache ring --servers 10.0.0.1:11211:1,10.0.0.2:11211:1 < keys.txt
   tiercache inspect /var/lib/app/cache.db
-  tiercache stats --addr 127.0.0.1:22222
+  tiercache stats --addr 127.0.0.1:22223
 
 Exit codes: 0 success, 1 error, 2 usage error, 3 a key was not found (get),
 4 the durable file is held by another process (inspect, gc, compact, warmup).`,
@@ -156,15 +159,16 @@ func (g *globals) logger(f *config.File) *slog.Logger {
 }
 
 // loadChain builds the chain of -c for a tool: no stats server (the
-// service owns the port), the file's logger.
-func (g *globals) loadChain(opts ...tiercache.Option) (*tiercache.Chain, error) {
+// service owns the port), the file's logger. busyHint is what the command
+// offers when a service holds the durable file (see busyOr).
+func (g *globals) loadChain(busyHint string, opts ...tiercache.Option) (*tiercache.Chain, error) {
 	f, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	chain, err := tiercache.Build(f, append(g.toolOptions(f), opts...)...)
 	if err != nil {
-		return nil, busy(err)
+		return nil, busyOr(err, busyHint)
 	}
 	return chain, nil
 }
@@ -173,11 +177,4 @@ func (g *globals) loadChain(opts ...tiercache.Option) (*tiercache.Chain, error) 
 // stats server (the service owns the port), the file's logger.
 func (g *globals) toolOptions(f *config.File) []tiercache.Option {
 	return []tiercache.Option{tiercache.WithoutStatsServer(), tiercache.WithLogger(g.logger(f))}
-}
-
-// scratchDurable puts a chain's durable tier in a file of its own at path,
-// for a benchmark: no GC, and no waiting for a lock nobody else holds.
-func scratchDurable(path string) []tiercache.Option {
-	return []tiercache.Option{tiercache.WithDurablePath(path),
-		tiercache.WithDurableOptions(boltdb.WithGCInterval(0), boltdb.WithLockTimeout(0))}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,8 +46,16 @@ func TestStatsOfARunningService(t *testing.T) {
 	if !ok || mc["hits"] != float64(st.Hits) || mc["misses"] != float64(st.Misses) || st.Hits != 1 || st.Misses < 2 {
 		t.Fatalf("memcached pool = %v, chain's stats %+v", stats["memcached"], st)
 	}
-	if loader := stats["loader"].(map[string]any); loader["statements"] != 2.0 {
-		t.Errorf("loader = %v", loader)
+	if got := stats["loader_statements"]; got != 2.0 {
+		t.Errorf("loader_statements = %v", got)
+	}
+	overHTTP := mustCLI(t, exitOK, "", "stats", "--addr", "http://"+service.StatsAddr()+"/stats")
+	var viaHTTP map[string]any
+	if err := json.Unmarshal([]byte(overHTTP), &viaHTTP); err != nil {
+		t.Fatalf("%v\n%s", err, overHTTP)
+	}
+	if !slices.Equal(slices.Sorted(maps.Keys(viaHTTP)), slices.Sorted(maps.Keys(stats))) {
+		t.Errorf("HTTP and raw differ: %v against %v", slices.Sorted(maps.Keys(viaHTTP)), slices.Sorted(maps.Keys(stats)))
 	}
 	if compact := mustCLI(t, exitOK, "", "stats", "--addr", service.StatsAddr(), "--compact"); strings.Count(compact, "\n") != 1 {
 		t.Errorf("--compact printed %d lines", strings.Count(compact, "\n"))
@@ -53,6 +63,88 @@ func TestStatsOfARunningService(t *testing.T) {
 	code, _, stderr := cli(t, "", "stats", "--addr", "127.0.0.1:1", "--timeout", "1s")
 	if code != exitFailure || !strings.Contains(stderr, "127.0.0.1:1") {
 		t.Errorf("stats of nothing: exit %d, %s", code, stderr)
+	}
+}
+
+// TestStatsLikeNutcracker reads a running nutcracker's stats port and a
+// tiercache service's with the stats command, both over one memcached, and
+// checks field by field that tiercache writes every field nutcracker does,
+// at the same level and as a number where nutcracker has a number.
+func TestStatsLikeNutcracker(t *testing.T) {
+	r := newRig(t, 10, "stats:\n  listen: 127.0.0.1:0\n")
+	proxy := testenv.Nutcracker(t, fmt.Sprintf(`alpha:
+  listen: 127.0.0.1:%d
+  hash: fnv1a_64
+  distribution: ketama
+  servers:
+   - %s:1 cache-a
+`, testenv.FreePort(t), r.mc.Addr))
+	service, err := tiercache.Load(r.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+	if _, err := service.Cache.Get(context.Background(), "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	read := func(addr string) map[string]any {
+		t.Helper()
+		out := mustCLI(t, exitOK, "", "stats", "--addr", addr, "--compact")
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%s: %v\n%s", addr, err, out)
+		}
+		return m
+	}
+	nc, tc := read(proxy.StatsAddr), read(service.StatsAddr())
+	if nc["service"] != "nutcracker" || tc["service"] != "tiercache" {
+		t.Fatalf("services %v and %v", nc["service"], tc["service"])
+	}
+	sameShape := func(where string, want, got map[string]any) {
+		t.Helper()
+		for k, v := range want {
+			g, ok := got[k]
+			if !ok {
+				t.Errorf("%s: no %q", where, k)
+				continue
+			}
+			if _, isNum := v.(float64); isNum {
+				if _, ok := g.(float64); !ok {
+					t.Errorf("%s: %q is %T, nutcracker has a number", where, k, g)
+				}
+			}
+		}
+	}
+	for k, v := range nc {
+		if _, isPool := v.(map[string]any); !isPool {
+			sameShape("top level", map[string]any{k: v}, tc)
+		}
+	}
+	for k, v := range tc {
+		if _, isPool := v.(map[string]any); isPool && k != "memcached" && k != "bbolt" {
+			t.Errorf("top-level object %q would be taken for a pool", k)
+		}
+	}
+	ncPool, tcPool := nc["alpha"].(map[string]any), tc["memcached"].(map[string]any)
+	for k, v := range ncPool {
+		if server, ok := v.(map[string]any); ok {
+			tcServer, ok := tcPool[k].(map[string]any)
+			if !ok {
+				t.Fatalf("no server %q in tiercache's pool: %v", k, tcPool)
+			}
+			sameShape("server "+k, server, tcServer)
+			for f, fv := range tcServer {
+				if _, ok := fv.(float64); !ok {
+					t.Errorf("server field %q is %T: collectors expect numbers", f, fv)
+				}
+			}
+		} else {
+			sameShape("pool", map[string]any{k: v}, tcPool)
+		}
+	}
+	if got := tcPool["cache-a"].(map[string]any)["requests"]; got == 0.0 {
+		t.Errorf("the node's requests are 0 after a Get")
 	}
 }
 

@@ -62,7 +62,7 @@ first) at full speed before the rate applies.`,
 			}
 			// memcached is what a warmup refills; a memory tier of this
 			// command's own would only hold copies for a second.
-			chain, err := g.loadChain(append(opts, tiercache.WithoutMemory())...)
+			chain, err := g.loadChain(copyHint, append(opts, tiercache.WithoutMemory())...)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -25,18 +25,18 @@ import (
 // The variants run in turn, in short phases (A B A B ...) rather than one
 // long run each: whatever else the machine does then falls on both.
 
-// zipfFlags are the zipf scenario's own settings.
-type zipfFlags struct {
-	procs          int
-	zipfS          float64
-	ttl            time.Duration
-	invalidate     float64
-	invalidateWith string
-	variants       string
-	phase, settle  time.Duration
-	durableDir     string
-	keepDurable    bool
-	serverSelects  bool
+// ZipfFlags are the zipf scenario's own settings.
+type ZipfFlags struct {
+	Procs          int
+	ZipfS          float64
+	TTL            time.Duration
+	Invalidate     float64
+	InvalidateWith string
+	Variants       string
+	Phase, Settle  time.Duration
+	DurableDir     string
+	KeepDurable    bool
+	ServerSelects  bool
 }
 
 // defaultZipfDuration replaces bench's --duration default for zipf, which
@@ -47,25 +47,11 @@ const defaultZipfDuration = time.Minute
 // between invalidations stays a positive duration.
 const maxInvalidate = 1e6
 
-func (z *zipfFlags) register(f *pflag.FlagSet) {
-	f.IntVar(&z.procs, "procs", 4, "zipf: worker processes")
-	f.Float64Var(&z.zipfS, "zipf-s", 1.1, "zipf: the Zipf exponent s, more than 1 (larger: the hottest keys are hotter)")
-	f.DurationVar(&z.ttl, "ttl", 2*time.Second, "zipf: the TTL of every tier, instead of the file's")
-	f.Float64Var(&z.invalidate, "invalidate", 0, "zipf: invalidations per second, of Zipf-chosen keys, shared by the processes")
-	f.StringVar(&z.invalidateWith, "invalidate-with", "delete", "zipf: invalidate with delete, or set (writing back the value read)")
-	f.StringVar(&z.variants, "variants", "configured,off", "zipf: the chains compared: configured, off, or leases, early, swr, memory joined by +")
-	f.DurationVar(&z.phase, "phase", 6*time.Second, "zipf: how long each variant runs in each round")
-	f.DurationVar(&z.settle, "settle", 2*time.Second, "zipf: the start of each phase, not measured")
-	f.StringVar(&z.durableDir, "durable-dir", "", "zipf: where the processes' scratch durable files go (default: the temporary directory)")
-	f.BoolVar(&z.keepDurable, "keep-durable", false, "zipf: keep the scratch durable files, and say where")
-	f.BoolVar(&z.serverSelects, "server-selects", false, "zipf: also count SELECTs at the database server (every client's)")
-}
-
 // zipfRun is one run of the scenario, from bench's side.
 type zipfRun struct {
-	g        *globals
-	fl       benchFlags
-	zf       zipfFlags
+	env      Env
+	fl       Flags
+	zf       ZipfFlags
 	variants []string
 	configs  []*config.File
 	rounds   int
@@ -73,59 +59,59 @@ type zipfRun struct {
 	db       *sql.DB // the source, for --server-selects
 }
 
-func runZipf(ctx context.Context, g *globals, flags *pflag.FlagSet, fl benchFlags, zf zipfFlags) error {
+func RunZipf(ctx context.Context, env Env, flags *pflag.FlagSet, fl Flags, zf ZipfFlags) error {
 	for _, name := range []string{"count", "baseline", "rounds"} {
 		if flags.Changed(name) {
 			return usageError("zipf: --%s does not apply: zipf runs for --duration and compares --variants", name)
 		}
 	}
 	if !flags.Changed("duration") {
-		fl.duration = defaultZipfDuration
+		fl.Duration = defaultZipfDuration
 	}
-	variants, err := parseVariants(zf.variants)
+	variants, err := parseVariants(zf.Variants)
 	if err != nil {
 		return usageError("%v", err)
 	}
 	switch {
-	case zf.procs < 1:
+	case zf.Procs < 1:
 		return usageError("--procs must be at least 1")
-	case !(zf.zipfS > 1) || math.IsInf(zf.zipfS, 0):
-		return usageError("--zipf-s %g: want a number more than 1", zf.zipfS)
-	case zf.ttl <= 0:
+	case !(zf.ZipfS > 1) || math.IsInf(zf.ZipfS, 0):
+		return usageError("--zipf-s %g: want a number more than 1", zf.ZipfS)
+	case zf.TTL <= 0:
 		return usageError("--ttl must be positive")
-	case !(zf.invalidate >= 0 && zf.invalidate <= maxInvalidate):
-		return usageError("--invalidate %g: want 0 to %g per second", zf.invalidate, float64(maxInvalidate))
-	case zf.invalidateWith != "delete" && zf.invalidateWith != "set":
-		return usageError("--invalidate-with %q: want delete or set", zf.invalidateWith)
-	case zf.phase <= 0 || zf.settle < 0 || zf.settle >= zf.phase:
+	case !(zf.Invalidate >= 0 && zf.Invalidate <= maxInvalidate):
+		return usageError("--invalidate %g: want 0 to %g per second", zf.Invalidate, float64(maxInvalidate))
+	case zf.InvalidateWith != "delete" && zf.InvalidateWith != "set":
+		return usageError("--invalidate-with %q: want delete or set", zf.InvalidateWith)
+	case zf.Phase <= 0 || zf.Settle < 0 || zf.Settle >= zf.Phase:
 		return usageError("--phase must be positive and --settle shorter than it")
 	}
-	round := zf.phase * time.Duration(len(variants))
-	rounds := int(fl.duration / round)
+	round := zf.Phase * time.Duration(len(variants))
+	rounds := int(fl.Duration / round)
 	if rounds < 1 {
-		return usageError("--duration %v holds no round: a round runs each of the %d variants for --phase %v", fl.duration, len(variants), zf.phase)
+		return usageError("--duration %v holds no round: a round runs each of the %d variants for --phase %v", fl.Duration, len(variants), zf.Phase)
 	}
 
-	f, err := g.loadConfig()
+	f, err := env.LoadConfig()
 	if err != nil {
 		return err
 	}
 	if f.Memcached == nil {
 		return fmt.Errorf("scenario zipf needs a memcached section in %s", f.Path())
 	}
-	r := &zipfRun{g: g, fl: fl, zf: zf, variants: variants, rounds: rounds}
+	r := &zipfRun{env: env, fl: fl, zf: zf, variants: variants, rounds: rounds}
 	for i, name := range variants {
-		r.configs = append(r.configs, variantConfig(f, name, i, zf.ttl))
+		r.configs = append(r.configs, variantConfig(f, name, i, zf.TTL))
 	}
 	if r.db, err = openSource(ctx, f); err != nil {
 		return err
 	}
 	defer r.db.Close()
 	if f.Durable != nil {
-		if r.dir, err = os.MkdirTemp(zf.durableDir, "tiercache-bench-zipf-"); err != nil {
+		if r.dir, err = os.MkdirTemp(zf.DurableDir, "tiercache-bench-zipf-"); err != nil {
 			return err
 		}
-		if !zf.keepDurable {
+		if !zf.KeepDurable {
 			defer os.RemoveAll(r.dir)
 		}
 	}
@@ -133,12 +119,12 @@ func runZipf(ctx context.Context, g *globals, flags *pflag.FlagSet, fl benchFlag
 	if err != nil {
 		return err
 	}
-	rep.Command = commandLine()
-	if zf.keepDurable && r.dir != "" {
+	rep.Command = env.Command
+	if zf.KeepDurable && r.dir != "" {
 		rep.DurableDir = r.dir
-		fmt.Fprintf(g.io.err, "the durable files are kept in %s\n", r.dir)
+		fmt.Fprintf(env.Err, "the durable files are kept in %s\n", r.dir)
 	}
-	return writeReport(g.io.out, fl.json, rep, func() { printZipf(g.io.out, rep) })
+	return writeReport(env.Out, fl.JSON, rep, func() { printZipf(env.Out, rep) })
 }
 
 // openSource connects to the file's source, which the workers load from,
@@ -173,15 +159,15 @@ func serverSelects(ctx context.Context, db *sql.DB) (int64, error) {
 	return n, nil
 }
 
-func (r *zipfRun) run(ctx context.Context) (*zipfReport, error) {
+func (r *zipfRun) run(ctx context.Context) (*ZipfReport, error) {
 	zf := r.zf
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var logMu sync.Mutex
 	var procs []*zipfProc
 	defer func() { _ = stopWorkers(procs, cancel, false) }()
-	for i := range zf.procs {
-		p, err := startWorker(wctx, r.g, i, &logMu)
+	for i := range zf.Procs {
+		p, err := startWorker(wctx, r.env, i, &logMu)
 		if err != nil {
 			return nil, err
 		}
@@ -189,9 +175,9 @@ func (r *zipfRun) run(ctx context.Context) (*zipfReport, error) {
 	}
 	for i, p := range procs {
 		job := zipfJob{
-			Index: i, Concurrency: r.fl.concurrency, Keys: r.fl.keys, KeyFormat: r.fl.keyFormat,
-			ZipfS: zf.zipfS, TTL: zf.ttl, Invalidate: zf.invalidate / float64(zf.procs),
-			InvalidateWith: zf.invalidateWith, Variants: r.variants, DurableDir: r.dir,
+			Index: i, Concurrency: r.fl.Concurrency, Keys: r.fl.Keys, KeyFormat: r.fl.KeyFormat,
+			ZipfS: zf.ZipfS, TTL: zf.TTL, Invalidate: zf.Invalidate / float64(zf.Procs),
+			InvalidateWith: zf.InvalidateWith, Variants: r.variants, DurableDir: r.dir,
 		}
 		if err := p.send(job); err != nil {
 			return nil, err
@@ -208,14 +194,13 @@ func (r *zipfRun) run(ctx context.Context) (*zipfReport, error) {
 	}
 
 	acc := newZipfAccumulator(r)
-	total := time.Duration(r.rounds*len(r.variants)) * zf.phase
+	total := time.Duration(r.rounds*len(r.variants)) * zf.Phase
 	start := time.Now()
-	bar := startProgress(r.g.io, total.Milliseconds(), "bench zipf", false,
-		func() int64 { return time.Since(start).Milliseconds() })
-	defer bar.finish()
+	defer r.env.progress(total.Milliseconds(), "bench zipf",
+		func() int64 { return time.Since(start).Milliseconds() })()
 	for round := range r.rounds {
 		for v := range r.variants {
-			res, selects, err := r.phase(ctx, procs, zipfPhase{Round: round, Variant: v, Settle: zf.settle, Measure: zf.phase - zf.settle})
+			res, selects, err := r.phase(ctx, procs, zipfPhase{Round: round, Variant: v, Settle: zf.Settle, Measure: zf.Phase - zf.Settle})
 			if err != nil {
 				return nil, err
 			}
@@ -240,7 +225,7 @@ func (r *zipfRun) phase(ctx context.Context, procs []*zipfProc, p zipfPhase) (zi
 			return merged, 0, err
 		}
 	}
-	if r.zf.serverSelects {
+	if r.zf.ServerSelects {
 		t := time.NewTimer(p.Settle)
 		select {
 		case <-t.C:
@@ -265,7 +250,7 @@ func (r *zipfRun) phase(ctx context.Context, procs []*zipfProc, p zipfPhase) (zi
 		}
 		merged.add(res)
 	}
-	if r.zf.serverSelects {
+	if r.zf.ServerSelects {
 		n, err := serverSelects(ctx, r.db)
 		if err != nil {
 			return merged, 0, err

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/tier"
 )
@@ -26,10 +24,10 @@ import (
 // answers each with a zipfPhaseResult line, until its standard input ends.
 // Its standard error carries its log.
 
-// benchWorkerEnv is set in a worker's environment. The program ignores it;
+// WorkerEnv is set in a worker's environment. The program ignores it;
 // a test binary standing in for the program (os.Executable is then the
 // test binary) runs the command line instead of its tests when it is set.
-const benchWorkerEnv = "TIERCACHE_BENCH_WORKER"
+const WorkerEnv = "TIERCACHE_BENCH_WORKER"
 
 // zipfJob is a worker's part of the run.
 type zipfJob struct {
@@ -176,18 +174,6 @@ func (c *zipfCounters) add(o zipfCounters) {
 // workerReady is a worker's first line once its chains are built.
 const workerReady = "ready"
 
-func newBenchWorkerCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "bench-worker -c FILE",
-		Short:  "A worker process of bench zipf (started by bench, not by hand)",
-		Hidden: true,
-		Args:   args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runZipfWorker(cmd.Context(), g)
-		},
-	}
-}
-
 // zipfWorker is one worker process's state.
 type zipfWorker struct {
 	job    zipfJob
@@ -198,12 +184,14 @@ type zipfWorker struct {
 	values sync.Map
 }
 
-func runZipfWorker(ctx context.Context, g *globals) error {
-	f, err := g.loadConfig()
+// RunWorker is a zipf worker process: it reads its job and phases from
+// env.In and answers on env.Out.
+func RunWorker(ctx context.Context, env Env) error {
+	f, err := env.LoadConfig()
 	if err != nil {
 		return err
 	}
-	in := bufio.NewReader(g.io.in)
+	in := bufio.NewReader(env.In)
 	line, err := in.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("bench-worker: reading the job: %w", err)
@@ -223,7 +211,7 @@ func runZipfWorker(ctx context.Context, g *globals) error {
 	}()
 	for i, name := range w.job.Variants {
 		vf := variantConfig(f, name, i, w.job.TTL)
-		opts := g.toolOptions(f)
+		opts := env.ChainOptions(f)
 		if vf.Durable != nil {
 			opts = append(opts, scratchDurable(filepath.Join(w.job.DurableDir, fmt.Sprintf("proc%d-variant%d.db", w.job.Index, i)))...)
 		}
@@ -257,8 +245,8 @@ func runZipfWorker(ctx context.Context, g *globals) error {
 			}
 		}
 	}()
-	out := json.NewEncoder(g.io.out)
-	if _, err := fmt.Fprintln(g.io.out, workerReady); err != nil {
+	out := json.NewEncoder(env.Out)
+	if _, err := fmt.Fprintln(env.Out, workerReady); err != nil {
 		return err
 	}
 	for {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -24,8 +24,8 @@ type bench struct {
 	ctx      context.Context
 	chain    *tiercache.Chain
 	scenario string
-	fl       benchFlags
-	io       stdio
+	fl       Flags
+	env      Env
 
 	chainKeys, rawKeys []string // synthetic keys, or the source's keys
 	raw                *memcache.Client
@@ -42,14 +42,14 @@ type bench struct {
 // tuning gomemcache would set it.
 const rawIdleConns = 64
 
-func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl benchFlags, io stdio) (*bench, error) {
-	b := &bench{ctx: ctx, chain: chain, scenario: scenario, fl: fl, io: io}
+func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl Flags, env Env) (*bench, error) {
+	b := &bench{ctx: ctx, chain: chain, scenario: scenario, fl: fl, env: env}
 	switch scenario {
 	case "hit", "durable", "multi":
 		if chain.Memcached == nil {
 			return nil, fmt.Errorf("scenario %s needs a memcached section in %s", scenario, chain.Config.Path())
 		}
-		if scenario == "hit" && fl.memory && chain.Memory == nil {
+		if scenario == "hit" && fl.Memory && chain.Memory == nil {
 			return nil, fmt.Errorf("hit --memory needs a memory section in %s", chain.Config.Path())
 		}
 		if scenario == "durable" && chain.Durable == nil {
@@ -59,8 +59,8 @@ func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl b
 			return nil, err
 		}
 	case "cold", "stampede":
-		b.chainKeys = sourceKeys(fl.keyFormat, fl.keys)
-		if fl.baseline {
+		b.chainKeys = sourceKeys(fl.KeyFormat, fl.Keys)
+		if fl.Baseline {
 			stmt, err := chain.DB.PrepareContext(ctx, chain.Config.Source.Query)
 			if err != nil {
 				return nil, fmt.Errorf("baseline: prepare the source query for one key: %w", err)
@@ -76,17 +76,16 @@ func newBench(ctx context.Context, chain *tiercache.Chain, scenario string, fl b
 // the baseline's keys of the same length and size into memcached.
 func (b *bench) fillSynthetic() error {
 	m := b.chain.Config.Memcached
-	value := make([]byte, b.fl.valueSize)
+	value := make([]byte, b.fl.ValueSize)
 	for i := range value {
 		value[i] = 'a' + byte(i%26)
 	}
-	for i := 0; i < b.fl.keys; i++ {
+	for i := 0; i < b.fl.Keys; i++ {
 		b.chainKeys = append(b.chainKeys, fmt.Sprintf("bench:c:%08d", i))
 		b.rawKeys = append(b.rawKeys, fmt.Sprintf("%sbench:r:%08d", m.KeyPrefix, i))
 	}
 	var filled atomic.Int64
-	bar := startProgress(b.io, int64(b.fl.keys), "filling", false, filled.Load)
-	defer bar.finish()
+	defer b.env.progress(int64(b.fl.Keys), "filling", filled.Load)()
 	for _, k := range b.chainKeys {
 		if err := b.chain.Cache.Set(b.ctx, k, value); err != nil {
 			return fmt.Errorf("filling the tiers: %w", err)
@@ -105,7 +104,7 @@ func (b *bench) fillSynthetic() error {
 			}
 		}
 	}
-	if b.fl.baseline {
+	if b.fl.Baseline {
 		b.raw = memcache.New(serverAddrs(b.chain.Memcached)...)
 		b.raw.Timeout = memcached.DefaultTimeout
 		if m.Timeout > 0 {
@@ -170,11 +169,11 @@ func (b *bench) setOps() {
 		b.rawOp = rawSQL
 	case "multi":
 		b.chainOp = func(i int) error {
-			_, err := cache.GetMulti(ctx, window(b.chainKeys, i, b.fl.multiSize))
+			_, err := cache.GetMulti(ctx, window(b.chainKeys, i, b.fl.MultiSize))
 			return err
 		}
 		b.rawOp = func(i int) error {
-			_, err := b.raw.GetMulti(window(b.rawKeys, i, b.fl.multiSize))
+			_, err := b.raw.GetMulti(window(b.rawKeys, i, b.fl.MultiSize))
 			return err
 		}
 	}
@@ -239,16 +238,16 @@ func (c *clock) next() (int, bool) {
 	return min(int(elapsed*time.Duration(c.rounds)/c.duration), c.rounds-1), true
 }
 
-func (b *bench) run() (*benchReport, error) {
+func (b *bench) run() (*Report, error) {
 	fl := b.fl
-	clk := &clock{duration: fl.duration, count: fl.count, rounds: fl.rounds}
-	total, current := int64(fl.duration/time.Millisecond), func() int64 { return int64(time.Since(clk.start) / time.Millisecond) }
-	if fl.count > 0 {
-		total, current = fl.count, clk.issued.Load
+	clk := &clock{duration: fl.Duration, count: fl.Count, rounds: fl.Rounds}
+	total, current := int64(fl.Duration/time.Millisecond), func() int64 { return int64(time.Since(clk.start) / time.Millisecond) }
+	if fl.Count > 0 {
+		total, current = fl.Count, clk.issued.Load
 	}
 	before := b.chain.Cache.Stats()
 	clk.start = time.Now()
-	bar := startProgress(b.io, total, "bench "+b.scenario, false, current)
+	finish := b.env.progress(total, "bench "+b.scenario, current)
 	var all []*samples
 	var burstWall [2]time.Duration
 	if b.scenario == "stampede" {
@@ -256,20 +255,20 @@ func (b *bench) run() (*benchReport, error) {
 	} else {
 		all = b.workers(clk)
 	}
-	bar.finish()
+	finish()
 	wall := time.Since(clk.start)
 	if err := b.ctx.Err(); err != nil {
 		return nil, err
 	}
 	delta := b.chain.Cache.Stats().Sub(before)
 
-	rep := &benchReport{
-		Scenario: b.scenario, Concurrency: fl.concurrency, Keys: fl.keys, ValueSize: fl.valueSize,
-		Rounds: fl.rounds, WallSeconds: wall.Seconds(), AnsweredBy: map[string]int64{},
+	rep := &Report{
+		Scenario: b.scenario, Concurrency: fl.Concurrency, Keys: fl.Keys, ValueSize: fl.ValueSize,
+		Rounds: fl.Rounds, WallSeconds: wall.Seconds(), AnsweredBy: map[string]int64{},
 		SQLStatements: delta.Loader.Statements,
 	}
 	if b.scenario == "multi" {
-		rep.MultiSize = fl.multiSize
+		rep.MultiSize = fl.MultiSize
 	}
 	for _, t := range delta.Tiers {
 		if t.Hits > 0 {
@@ -282,9 +281,9 @@ func (b *bench) run() (*benchReport, error) {
 	if delta.SharedWaits > 0 {
 		rep.AnsweredBy["shared"] = delta.SharedWaits
 	}
-	rep.Chain = summarize(all, 0, fl.rounds, fl.concurrency, burstWall[0])
-	if fl.baseline {
-		base := summarize(all, 1, fl.rounds, fl.concurrency, burstWall[1])
+	rep.Chain = summarize(all, 0, fl.Rounds, fl.Concurrency, burstWall[0])
+	if fl.Baseline {
+		base := summarize(all, 1, fl.Rounds, fl.Concurrency, burstWall[1])
 		rep.Baseline = &base
 		rep.BaselineName = "gomemcache"
 		if b.rawOp != nil && b.stmt != nil {
@@ -299,10 +298,10 @@ func (b *bench) run() (*benchReport, error) {
 // operations in turn, the order flipped every other operation so neither
 // side always runs on a connection the other just warmed.
 func (b *bench) workers(clk *clock) []*samples {
-	all := make([]*samples, b.fl.concurrency)
+	all := make([]*samples, b.fl.Concurrency)
 	var wg sync.WaitGroup
 	for w := range all {
-		s := newSamples(b.fl.rounds)
+		s := newSamples(b.fl.Rounds)
 		all[w] = s
 		wg.Add(1)
 		go func() {
@@ -320,7 +319,7 @@ func (b *bench) workers(clk *clock) []*samples {
 					}
 					s.time(0, round, func() error { return b.chainOp(i) })
 				}
-				if !b.fl.baseline {
+				if !b.fl.Baseline {
 					chainSide()
 					continue
 				}
@@ -344,10 +343,10 @@ func (b *bench) workers(clk *clock) []*samples {
 // the stampedes took from release to the last caller's answer.
 func (b *bench) stampedes(clk *clock) ([]*samples, [2]time.Duration) {
 	var walls [2]time.Duration
-	c := b.fl.concurrency
+	c := b.fl.Concurrency
 	all := make([]*samples, c)
 	for i := range all {
-		all[i] = newSamples(b.fl.rounds)
+		all[i] = newSamples(b.fl.Rounds)
 	}
 	burst := func(side, round int, op func() error) {
 		var wg sync.WaitGroup
@@ -374,7 +373,7 @@ func (b *bench) stampedes(clk *clock) ([]*samples, [2]time.Duration) {
 		i := n % len(b.chainKeys)
 		b.prepare(i)
 		burst(0, round, func() error { return b.chainOp(i) })
-		if b.fl.baseline {
+		if b.fl.Baseline {
 			burst(1, round, func() error { return b.rawOp(i) })
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -46,22 +46,22 @@ type zipfProc struct {
 // startWorker runs this program again as worker index. Cancelling ctx
 // stops it (SIGTERM to its process group where there are process groups),
 // and kills it if it has not exited workerStopTimeout later.
-func startWorker(ctx context.Context, g *globals, index int, logMu *sync.Mutex) (*zipfProc, error) {
+func startWorker(ctx context.Context, env Env, index int, logMu *sync.Mutex) (*zipfProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this program to run its workers: %w", err)
 	}
-	args := []string{"bench-worker", "-c", g.configPath}
-	if g.verbose {
+	args := []string{WorkerCommand, "-c", env.ConfigPath}
+	if env.Verbose {
 		args = append(args, "-v")
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = append(os.Environ(), benchWorkerEnv+"=1")
+	cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 	cmd.WaitDelay = workerStopTimeout
 	setWorkerProc(cmd)
 	p := &zipfProc{
 		index: index, cmd: cmd,
-		stderr: &linePrefixer{mu: logMu, w: g.io.err, prefix: fmt.Sprintf("worker %d: ", index)},
+		stderr: &linePrefixer{mu: logMu, w: env.Err, prefix: fmt.Sprintf("worker %d: ", index)},
 		lines:  make(chan []byte), quit: make(chan struct{}), exited: make(chan struct{}),
 	}
 	cmd.Stderr = p.stderr

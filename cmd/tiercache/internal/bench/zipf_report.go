@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// zipfReport is what bench zipf prints; --json prints it as is.
-type zipfReport struct {
+// ZipfReport is what bench zipf prints; --json prints it as is.
+type ZipfReport struct {
 	Command     string  `json:"command"`
 	Scenario    string  `json:"scenario"`
 	Procs       int     `json:"procs"`
@@ -113,7 +113,7 @@ func newZipfAccumulator(r *zipfRun) *zipfAccumulator {
 }
 
 // measure is the measured part of one phase.
-func (a *zipfAccumulator) measure() time.Duration { return a.run.zf.phase - a.run.zf.settle }
+func (a *zipfAccumulator) measure() time.Duration { return a.run.zf.Phase - a.run.zf.Settle }
 
 func (a *zipfAccumulator) phase(round, variant int, res zipfPhaseResult, selects int64) {
 	secs := a.measure().Seconds()
@@ -132,15 +132,15 @@ func (a *zipfAccumulator) phase(round, variant int, res zipfPhaseResult, selects
 	a.phases = append(a.phases, pr)
 }
 
-func (a *zipfAccumulator) report(wall time.Duration) *zipfReport {
+func (a *zipfAccumulator) report(wall time.Duration) *ZipfReport {
 	r, zf := a.run, a.run.zf
-	rep := &zipfReport{
-		Scenario: "zipf", Procs: zf.procs, Concurrency: r.fl.concurrency, Keys: r.fl.keys, ZipfS: zf.zipfS,
-		TTLSeconds: zf.ttl.Seconds(), InvalidatePerSec: zf.invalidate, PhaseSeconds: zf.phase.Seconds(),
-		SettleSeconds: zf.settle.Seconds(), Rounds: r.rounds, WallSeconds: wall.Seconds(), Phases: a.phases,
+	rep := &ZipfReport{
+		Scenario: "zipf", Procs: zf.Procs, Concurrency: r.fl.Concurrency, Keys: r.fl.Keys, ZipfS: zf.ZipfS,
+		TTLSeconds: zf.TTL.Seconds(), InvalidatePerSec: zf.Invalidate, PhaseSeconds: zf.Phase.Seconds(),
+		SettleSeconds: zf.Settle.Seconds(), Rounds: r.rounds, WallSeconds: wall.Seconds(), Phases: a.phases,
 	}
-	if zf.invalidate > 0 {
-		rep.InvalidateWith = zf.invalidateWith
+	if zf.Invalidate > 0 {
+		rep.InvalidateWith = zf.InvalidateWith
 	}
 	for i, name := range r.variants {
 		t := a.totals[i]
@@ -226,7 +226,7 @@ func median(xs []float64) float64 {
 	return math.Round((s[len(s)/2-1]+s[len(s)/2])/2*1000) / 1000
 }
 
-func printZipf(w io.Writer, r *zipfReport) {
+func printZipf(w io.Writer, r *ZipfReport) {
 	fmt.Fprintf(w, "%s\n", r.Command)
 	inval := "no invalidations"
 	if r.InvalidatePerSec > 0 {
