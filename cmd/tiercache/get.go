@@ -172,7 +172,8 @@ func failedTiers(d tier.Stats) []string {
 }
 
 // reportTierFailures writes a line to standard error for each tier that
-// failed on some of the keys, naming its nodes that are not up, and says
+// failed on some of the keys, naming its nodes that are not up (or all of
+// them when none is marked down yet), and says
 // whether there was any.
 func reportTierFailures(g *globals, s tier.Stats, failures map[string]int, keys int) bool {
 	for _, t := range s.Tiers {
@@ -180,15 +181,21 @@ func reportTierFailures(g *globals, s tier.Stats, failures map[string]int, keys 
 		if n == 0 {
 			continue
 		}
-		var down []string
+		var down, all []string
 		for _, node := range t.Nodes {
+			desc := fmt.Sprintf("%s (%s, %s)", node.Name, node.Addr, node.State)
+			all = append(all, desc)
 			if node.State != "up" {
-				down = append(down, fmt.Sprintf("%s (%s, %s)", node.Name, node.Addr, node.State))
+				down = append(down, desc)
 			}
 		}
 		line := fmt.Sprintf("tiercache: tier %s failed on %d of %d keys", t.Name, n, keys)
-		if len(down) > 0 {
+		switch {
+		case len(down) > 0:
 			line += "; not up: " + strings.Join(down, ", ")
+		case len(all) > 0:
+			// Too few failures yet to mark a node down: name them all.
+			line += "; nodes: " + strings.Join(all, ", ")
 		}
 		fmt.Fprintln(g.io.err, line)
 	}
