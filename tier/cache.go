@@ -50,7 +50,10 @@ type Cache struct {
 
 	flights *flightGroup
 	gens    *generations
-	fills   *filler
+	// writes are the write-backs in progress, which an invalidation
+	// waits for (writebacks.go).
+	writes *writeBacks
+	fills  *filler
 
 	// Protection of the source (source.go): loadSlots bounds the loads
 	// running at once.
@@ -113,6 +116,7 @@ func New(src Loader, opts ...Option) (*Cache, error) {
 		sleep:       sleepCtx,
 		flights:     newFlightGroup(),
 		gens:        newGenerations(),
+		writes:      newWriteBacks(),
 		fills:       newFiller(cfg.fillMax),
 		loadSlots:   make(chan struct{}, cfg.loadMax),
 		loadTimeout: cfg.loadTimeout,
@@ -187,8 +191,8 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	c.invalidate(key)
-	defer c.invalidated(key)
+	running := c.invalidate(key)
+	defer c.invalidated(ctx, key, running)
 	now := c.clock.Now()
 	m, jitter := c.arb.mark(now), c.jitterFactor()
 	var errs []error
@@ -219,8 +223,8 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	c.invalidate(key)
-	defer c.invalidated(key)
+	running := c.invalidate(key)
+	defer c.invalidated(ctx, key, running)
 	m := c.arb.mark(c.clock.Now())
 	var errs []error
 	for i, t := range c.tiers {
@@ -237,16 +241,42 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 // flight (their backfills will not land) and holds off the backfills of
 // loads that begin meanwhile, and no caller arriving from now on joins a
 // load that began before.
-func (c *Cache) invalidate(key string) {
+func (c *Cache) invalidate(key string) []*writeBack {
 	c.ctr.invalidations.Add(1)
 	c.gens.begin(key)
 	c.flights.forget(key)
+	return c.writes.running(key)
 }
+
+// writeBackWait bounds how long an invalidation waits for the write-backs
+// of its key that began before it.
+const writeBackWait = time.Second
 
 // invalidated ends the invalidation of key: loads that began while it was
 // under way may have read a tier it had not reached yet, so their
 // backfills are voided too, and no caller arriving from now on joins them.
-func (c *Cache) invalidated(key string) {
+//
+// It first waits for the write-backs of key that were running when the
+// invalidation began (see writeBacks): one of them may have written a
+// tier after the invalidation cleared it, and undoes that only when it
+// ends. The wait lasts at most writeBackWait, and no longer than ctx: a
+// write-back stuck on a hung tier does not hold the invalidation up for
+// longer than that, and then its undo comes later.
+func (c *Cache) invalidated(ctx context.Context, key string, running []*writeBack) {
+	if len(running) > 0 {
+		timer := time.NewTimer(writeBackWait)
+	wait:
+		for _, wb := range running {
+			select {
+			case <-wb.done:
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		timer.Stop()
+	}
 	c.gens.end(key)
 	c.flights.forget(key)
 }

@@ -114,6 +114,12 @@ type backfillOutcome struct {
 // (its generation moved) is not written, and a write that raced with the
 // invalidation is undone.
 func (c *Cache) writeBack(ctx context.Context, items []found, above int, gens map[string]uint64) []backfillOutcome {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.key
+	}
+	wb := c.writes.start(keys)
+	defer c.writes.finish(wb, keys)
 	now := c.clock.Now()
 	out := make([]backfillOutcome, len(items))
 	written := make([][]*chainTier, len(items))
