@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -178,6 +180,23 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 			}
 		}
 	}
+	// Undoes run on goroutines of their own: done is called from the
+	// tier's reading side, and a round trip made there could wait for a
+	// reply that side has yet to read.
+	var undos sync.WaitGroup
+	undoSlots := make(chan struct{}, warmupWorkers)
+	undo := func(key string) {
+		undos.Add(1)
+		go func() {
+			defer undos.Done()
+			undoSlots <- struct{}{}
+			defer func() { <-undoSlots }()
+			if derr := top.delete(undoCtx, key); derr != nil {
+				top.ctr.errors.Add(1)
+			}
+		}()
+	}
+	defer undos.Wait()
 	err := top.addBulk(ctx, ba, entries, func(key string, err error) {
 		switch {
 		case errors.Is(err, ErrNotStored):
@@ -194,9 +213,7 @@ func (c *Cache) warmBulk(ctx context.Context, p warmPlan, run *warmRun, scan sca
 		// remove the marker, so memcached is left alone.
 		if gens.invalidated(key) {
 			if c.leaser == nil {
-				if derr := top.delete(undoCtx, key); derr != nil {
-					top.ctr.errors.Add(1)
-				}
+				undo(strings.Clone(key))
 			}
 			if err == nil {
 				run.skipped.add(1)
