@@ -247,8 +247,12 @@ func TestChainNodeHungUnderLoad(t *testing.T) {
 // other two, where the backfilled copies carry the capped TTL.
 func TestChainAutoEject(t *testing.T) {
 	t.Parallel()
-	const ttlCap = 3 * time.Second
-	ch := newChain(t, 300, WithAutoEject(true), WithEjectedTTLCap(ttlCap))
+	// The dead node is killed, so its failures are refused connections,
+	// not timeouts: a generous timeout keeps the substitute's fills from
+	// timing out on a loaded machine, and a cap far below the chain's
+	// hour still shows the cap while outlasting any pause of the test.
+	const ttlCap = 30 * time.Second
+	ch := newChain(t, 300, WithAutoEject(true), WithEjectedTTLCap(ttlCap), WithTimeout(testenv.Timeout))
 	dead := ch.nodes[1]
 	onDead := keysOn(t, ch.mc, dead.Addr, 20)
 	dead.Kill()
@@ -261,6 +265,10 @@ func TestChainAutoEject(t *testing.T) {
 		r, err := ch.mc.route(onDead[0])
 		return err == nil && r.substitute()
 	})
+	// The Gets above answered before their fills of the dead node failed;
+	// until those fills end, a Get of the same key joins them instead of
+	// reading the substitute.
+	waitFor(t, "the fills of the dead node", func() bool { return ch.cache.Stats().Fills.Pending == 0 })
 	for _, k := range onDead {
 		if err := ch.get(k); err != nil { // a miss on the substitute, backfilled from bbolt
 			t.Fatal(err)
