@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tiercache/tiercache/internal/testenv"
 )
 
 // startStatsPort serves a StatsServer over twoTierCache on a loopback
@@ -32,7 +35,10 @@ func startStatsPort(t *testing.T) string {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
-		if err := srv.Shutdown(t.Context()); err != nil {
+		// t.Context is already done when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Timeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {

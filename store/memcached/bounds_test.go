@@ -256,8 +256,10 @@ func TestHungNodeFailuresCountOnce(t *testing.T) {
 	if ns.Counters["ejections"] != 1 {
 		t.Errorf("ejections = %d, want 1", ns.Counters["ejections"])
 	}
-	if n := ns.Counters["timeouts"]; n < 1 || n > DefaultServerConnections {
-		t.Errorf("timeouts = %d, want 1 to %d (one per connection)", n, DefaultServerConnections)
+	// Every request on a connection that timed out fails with it, counted
+	// once; a request that raced the node going down may dial one more.
+	if n := ns.Counters["timeouts"]; n < 1 || n > ns.Counters["dials"] {
+		t.Errorf("timeouts = %d, want 1 to one per connection (%d dialed)", n, ns.Counters["dials"])
 	}
 }
 

@@ -34,7 +34,9 @@ func newChain(t *testing.T, keys int, opts ...Option) *chain {
 	for i, n := range ch.nodes {
 		addrs[i] = n.Addr
 	}
-	opts = append([]Option{WithTimeout(100 * time.Millisecond), WithRetryTimeout(testRetry)}, opts...)
+	// A second is short enough for the hung-node tests and long enough
+	// that a healthy node on a loaded machine does not time out.
+	opts = append([]Option{WithTimeout(time.Second), WithRetryTimeout(testRetry)}, opts...)
 	mc, err := New(addrs, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +64,13 @@ func newChain(t *testing.T, keys int, opts ...Option) *chain {
 	for i := range keys {
 		ch.keys = append(ch.keys, "item:"+strconv.Itoa(i))
 	}
-	// Every key now lives in memcached and in bbolt.
+	// Every key now lives in memcached and in bbolt, once the fills that
+	// follow the answers are done and bbolt has written them.
 	ch.pass(t)
+	waitFor(t, "the fills", func() bool { return ch.cache.Stats().Fills.Pending == 0 })
+	if err := disk.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return ch
 }
 
@@ -140,7 +147,9 @@ func (ch *chain) loads() int64 { return ch.cache.Stats().Loader.Statements }
 // once it is back its keys are hits again after one backfill.
 func TestChainNodeKilledUnderLoad(t *testing.T) {
 	t.Parallel()
-	ch := newChain(t, 300)
+	// A killed node refuses at once: a generous timeout keeps the live
+	// nodes from timing out on a loaded machine.
+	ch := newChain(t, 300, WithTimeout(testenv.Timeout))
 	dead := ch.nodes[1]
 	loadsBefore := ch.loads()
 
@@ -193,11 +202,11 @@ func TestChainNodeHung(t *testing.T) {
 
 	ch.pass(t)
 	ns := nodeStats(t, ch.mc, hung.Addr)
-	// The chain fills memcached after answering, so a fill may be on the
-	// wire to the hung node beside the caller's next get: both time out
-	// before the node is marked down.
-	if n := ns.Counters["timeouts"]; n < DefaultFailureLimit || n > DefaultFailureLimit+2 {
-		t.Fatalf("timeouts on the hung node = %d, want %d to %d", n, DefaultFailureLimit, DefaultFailureLimit+2)
+	// The chain fills memcached after answering, so fills may be on the
+	// wire to the hung node beside the caller's gets; each connection
+	// times out once, taking what it carried with it.
+	if n := ns.Counters["timeouts"]; n < DefaultFailureLimit || n > ns.Counters["dials"] {
+		t.Fatalf("timeouts on the hung node = %d, want %d to one per connection (%d)", n, DefaultFailureLimit, ns.Counters["dials"])
 	}
 	ch.pass(t)
 	again := nodeStats(t, ch.mc, hung.Addr)
@@ -216,9 +225,9 @@ func TestChainNodeHung(t *testing.T) {
 }
 
 // TestChainNodeHungUnderLoad freezes a node while eight callers read.
-// Operations in flight when it froze each wait out the timeout, so more
-// than failure-limit of them can time out, but never more than that plus
-// one per caller; after that the node costs nothing.
+// Operations in flight when it froze wait out the timeout, so more than
+// failure-limit of them can time out, but never more than one per
+// connection; after that the node costs nothing.
 func TestChainNodeHungUnderLoad(t *testing.T) {
 	t.Parallel()
 	const workers = 8
@@ -235,8 +244,8 @@ func TestChainNodeHungUnderLoad(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("a caller saw an error: %v", err)
 	}
-	if n := ns.Counters["timeouts"]; n < DefaultFailureLimit || n > DefaultFailureLimit-1+workers {
-		t.Fatalf("timeouts on the hung node = %d, want %d to %d", n, DefaultFailureLimit, DefaultFailureLimit-1+workers)
+	if n := ns.Counters["timeouts"]; n < DefaultFailureLimit || n > ns.Counters["dials"] {
+		t.Fatalf("timeouts on the hung node = %d, want %d to one per connection (%d)", n, DefaultFailureLimit, ns.Counters["dials"])
 	}
 	if ns.Counters["ejections"] != 1 {
 		t.Fatalf("ejections = %d, want 1", ns.Counters["ejections"])

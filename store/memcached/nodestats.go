@@ -77,6 +77,7 @@ func (t *Tier) NodeStats() []tier.NodeStats {
 				"probes":                 n.stats.probes.Load(),
 				"probe_failures":         n.stats.probeFailures.Load(),
 				"connections":            int64(n.pool.Stats().Open),
+				"dials":                  n.pool.Stats().Dials,
 				"pending_invalidations":  int64(n.pendingCount()),
 				"replayed_invalidations": n.stats.replayedInvalidations.Load(),
 				"lost_invalidations":     n.stats.lostInvalidations.Load(),
