@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/config"
 	"github.com/tiercache/tiercache/internal/testenv"
@@ -124,7 +122,7 @@ func TestServedReadThrough(t *testing.T) {
 	}
 	// The route's keys carry its prefix in memcached, so that a plain key
 	// "1" is another item.
-	direct := memcache.New(mc.Addr)
+	direct := testenv.RawClient(mc.Addr)
 	if _, err := direct.Get("article:1"); err != nil {
 		t.Fatalf("memcached lacks the route's key article:1: %v", err)
 	}
@@ -247,7 +245,7 @@ func TestServedWarmupAfterRestart(t *testing.T) {
 		t.Fatalf("first get: %q", got)
 	}
 	mc.Restart()
-	direct := memcache.New(mc.Addr)
+	direct := testenv.RawClient(mc.Addr)
 	deadline := time.Now().Add(servedTimeout)
 	for {
 		_, err1 := direct.Get("article:1")

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
 
@@ -29,7 +28,7 @@ func TestReadThroughAndBackfill(t *testing.T) {
 	}
 	filled(t, r.cache)
 	// Backfilled into memcached with the envelope and the top tier's TTL.
-	raw, err := memcache.New(r.mc.Addr).Get("42")
+	raw, err := testenv.RawClient(r.mc.Addr).Get("42")
 	if err != nil {
 		t.Fatalf("memcached after backfill: %v", err)
 	}

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"github.com/tiercache/tiercache/cmd/tiercache/internal/bench"
+	"github.com/tiercache/tiercache/internal/testenv"
 )
 
 // TestBench runs every scenario in a tiny count-limited run and checks the
@@ -20,7 +19,7 @@ func TestBench(t *testing.T) {
 	// The application's own copy of key 1 in memcached: no scenario may
 	// touch it (cold and stampede read the source's keys 1..--keys).
 	mustCLI(t, exitOK, "", "get", "-c", r.config, "--no-durable", "1")
-	app := memcache.New(r.mc.Addr)
+	app := testenv.RawClient(r.mc.Addr)
 	app.Timeout = 10 * time.Second // generous: a correctness check on a busy machine
 	before, err := app.Get("1")
 	if err != nil {

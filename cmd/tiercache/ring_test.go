@@ -29,7 +29,7 @@ func holder(t *testing.T, servers []*testenv.MemcachedServer, key string) string
 	t.Helper()
 	found := ""
 	for _, s := range servers {
-		c := memcache.New(s.Addr)
+		c := testenv.RawClient(s.Addr)
 		_, err := c.Get(key)
 		c.Close()
 		switch {
@@ -123,7 +123,7 @@ func TestRingMatchesNutcracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := ringKeys()
-	client := memcache.New(proxy.Addr)
+	client := testenv.RawClient(proxy.Addr)
 	client.Timeout = testenv.Timeout
 	defer client.Close()
 	for _, k := range keys {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 )
 
 // Settings for correctness tests against real servers. The production
@@ -49,4 +51,13 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)
 	}
+}
+
+// RawClient returns a gomemcache client of addr with Timeout, for tests
+// that look at a server directly: gomemcache's own default of 500 ms is
+// too short on a loaded machine.
+func RawClient(addr string) *memcache.Client {
+	c := memcache.New(addr)
+	c.Timeout = Timeout
+	return c
 }

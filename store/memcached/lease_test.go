@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"github.com/tiercache/tiercache/internal/testenv"
 	"github.com/tiercache/tiercache/tier"
 )
@@ -154,7 +152,7 @@ func TestLeaseOneWinnerAndFill(t *testing.T) {
 					t.Fatalf("decode_errors = %d, want 0", n)
 				}
 				wire, hashed := b.keys.encode(key)
-				raw, err := memcache.New(tg.addr).Get(wire)
+				raw, err := testenv.RawClient(tg.addr).Get(wire)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -535,7 +533,7 @@ func TestLeaseBatchRoundTrips(t *testing.T) {
 			wires[i], _ = a.keys.encode(k)
 		}
 		for _, mc := range backends {
-			if held, err := memcache.New(mc.Addr).GetMulti(wires); err != nil || len(held) < len(keys)/4 {
+			if held, err := testenv.RawClient(mc.Addr).GetMulti(wires); err != nil || len(held) < len(keys)/4 {
 				t.Errorf("memcached %s behind nutcracker holds %d of the keys, %v; want them spread", mc.Addr, len(held), err)
 			}
 		}

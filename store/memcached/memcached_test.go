@@ -217,7 +217,7 @@ func TestKeysRoundTrip(t *testing.T) {
 
 			// Every key on the wire was legal to gomemcache, and a
 			// legal key travelled unchanged.
-			raw := memcache.New(mc.Addr)
+			raw := testenv.RawClient(mc.Addr)
 			defer raw.Close()
 			if _, err := raw.Get(prefix + "a"); err != nil {
 				t.Errorf("legal key not stored as prefix+key: %v", err)
@@ -242,7 +242,7 @@ func TestForeignValueIsMiss(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tr, mc := newTestTier(t)
-	raw := memcache.New(mc.Addr)
+	raw := testenv.RawClient(mc.Addr)
 	defer raw.Close()
 
 	wireSpace, _ := tr.keys.encode("a b")

@@ -66,7 +66,7 @@ func TestRestartDetected(t *testing.T) {
 	noRestart(t, tr)
 
 	// flush_all empties the same process: the sentinel is gone.
-	c := memcache.New(mc.Addr)
+	c := testenv.RawClient(mc.Addr)
 	if err := c.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestDelayedFlushReportedOnceAfterItTakesEffect(t *testing.T) {
 	if r := nextRestart(t, tr); r.Reason != "flushed" {
 		t.Fatalf("after flush_all 2: %+v", r)
 	}
-	c := memcache.New(mc.Addr)
+	c := testenv.RawClient(mc.Addr)
 	defer c.Close()
 	if err := c.Set(&memcache.Item{Key: "after", Value: []byte("kept")}); err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestRestartOwnsTheNodesKeys(t *testing.T) {
 		t.Fatalf("restart = %+v, want %s with an Owns", r, b.Addr)
 	}
 	ctx := context.Background()
-	raw := memcache.New(b.Addr)
+	raw := testenv.RawClient(b.Addr)
 	defer raw.Close()
 	owned := 0
 	for i := range 200 {

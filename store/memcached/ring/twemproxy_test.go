@@ -116,7 +116,7 @@ func TestMatchesTwemproxy(t *testing.T) {
 
 	direct := map[string]*memcache.Client{}
 	for _, addr := range append(local, defaultPort...) {
-		c := memcache.New(addr)
+		c := testenv.RawClient(addr)
 		c.Timeout = 5 * time.Second
 		c.MaxIdleConns = 32
 		direct[addr] = c
