@@ -14,7 +14,8 @@ import (
 func newMemcachedRouter(t *testing.T, opts ...RouterOption) (*Router, *testenv.MemcachedServer) {
 	t.Helper()
 	mc := testenv.Memcached(t)
-	tr, err := memcached.New([]string{mc.Addr + ":1"}, memcached.WithHash("fnv1a_64"), memcached.WithDistribution("ketama"))
+	tr, err := memcached.New([]string{mc.Addr + ":1"}, memcached.WithHash("fnv1a_64"), memcached.WithDistribution("ketama"),
+		memcached.WithTimeout(testenv.Timeout), memcached.WithFailureLimit(testenv.FailureLimit))
 	if err != nil {
 		t.Fatal(err)
 	}
